@@ -1,0 +1,137 @@
+"""The ``pscl`` command line: parse, call the Python API, print. Nothing else lives here."""
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pscl import api
+from pscl.data.io import DataError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Segment metal microstructures from one annotated micrograph (PSCL).")
+data_app = typer.Typer(no_args_is_help=True, help="Dataset folders: check, synthesise.")
+app.add_typer(data_app, name="data")
+console = Console()
+err = Console(stderr=True, soft_wrap=True)  # messages carry paths: never break them
+
+
+def _errors_exit(fn):
+    """Bad input ends in one clear message naming the file and problem, and exit status 1."""
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (DataError, ValueError, FloatingPointError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1)
+    return wrapper
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--widths must be four comma-separated integers, got {text!r}") from None
+
+
+def print_scores(result: dict, title: str) -> None:
+    """A rich table of per-class Dice/IoU and the summary scores."""
+    table = Table(title=title)
+    for col in ("class", "dice", "iou", "pixels"):
+        table.add_column(col, justify="right" if col != "class" else "left")
+    for name, s in result["per_class"].items():
+        table.add_row(name, f"{s['dice']:.4f}", f"{s['iou']:.4f}", str(s["pixels"]))
+    console.print(table)
+    console.print(f"dice_fg {result['dice_fg']:.4f}   dice_all {result['dice_all']:.4f}   "
+                  f"miou {result['miou']:.4f}   acc {result['acc']:.4f}")
+
+
+@data_app.command("check")
+@_errors_exit
+def data_check(directory: Path = typer.Argument(..., help="dataset folder or plain image folder")) -> None:
+    """Validate a dataset folder and report every problem at once."""
+    problems = api.check_dataset(directory)
+    for p in problems:
+        err.print(f"[red]problem:[/] {p}", highlight=False)
+    if problems:
+        err.print(f"{len(problems)} problem(s) in {directory}")
+        raise typer.Exit(1)
+    console.print(f"{directory}: OK")
+
+
+@data_app.command("synth")
+@_errors_exit
+def data_synth(out: Path, n: int = typer.Option(12, "--n", help="labelled images"),
+               seed: int = 0, size: int = 256,
+               unlabeled: Optional[int] = typer.Option(None, help="unlabelled images (default 2n)"),
+               overwrite: bool = False) -> None:
+    """Write a synthetic dataset folder with exact ground truth."""
+    path = api.synthesize_dataset(out, n=n, seed=seed, size=size, n_unlabeled=unlabeled, overwrite=overwrite)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+@_errors_exit
+def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder"),
+             shots: int = 1, round: int = typer.Option(0, "--round", help="which annotated image(s)"),
+             all_train: bool = typer.Option(False, help="train on the whole train split"),
+             init: Optional[Path] = typer.Option(None, help="pretrained run to start from"),
+             profile: Optional[str] = typer.Option(None, help="budget preset: " + ", ".join(api.PROFILES)),
+             steps: Optional[int] = None, batch_size: Optional[int] = None, crop: Optional[int] = None,
+             lr: Optional[float] = None, widths: Optional[str] = typer.Option(None, help="e.g. 32,64,128,256"),
+             val_every: Optional[int] = None, select: str = "val", seed: int = 0,
+             accelerator: str = "auto", devices: str = "1", precision: str = "32-true",
+             resume: bool = False, progress: bool = True) -> None:
+    """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
+    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
+                                       widths=_widths(widths) if widths else None).items() if v is not None}
+    config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train,
+                                 init=str(init) if init else None, select=select, seed=seed,
+                                 accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
+                                 precision=precision, progress=progress, **overrides)
+    summary = api.finetune(data, out, config, resume=resume)
+    console.print_json(json.dumps(summary))
+
+
+@app.command()
+@_errors_exit
+def evaluate(run: Path, data: Path, split: str = "test", out: Optional[Path] = None,
+             tile: int = 512, overlap: int = 128) -> None:
+    """Score a run on a split of a dataset folder; print a table, write JSON."""
+    result = api.evaluate(run, data, split=split, out=out, tile=tile, overlap=overlap)
+    print_scores(result, f"{run} on {data} [{split}]")
+    console.print(f"written: {result['out']}")
+
+
+@app.command()
+@_errors_exit
+def predict(run: Path, source: Path, out: Path = typer.Option(..., "--out"),
+            tile: int = 512, overlap: int = 128) -> None:
+    """Segment micrographs of any size; write masks, overlays and phase_fractions.csv."""
+    results = api.predict(run, source, out, tile=tile, overlap=overlap)
+    console.print(f"segmented {len(results)} image(s); outputs in {out} (phase_fractions.csv)")
+
+
+@app.command()
+@_errors_exit
+def demo(out: Path = typer.Option(Path("pscl-demo"), "--out"), seed: int = 0,
+         progress: bool = True) -> None:
+    """Synthesise a dataset, train from 1 annotated image, evaluate, predict: a few minutes on CPU."""
+    summary = api.demo(out, seed=seed, progress=progress, log=console.print)
+    print_scores(summary["test"], "demo: 1 annotated image, synthetic test split")
+    console.print(f"outputs: {summary['out']}")
+
+
+def main() -> None:  # console script entry
+    app(prog_name="pscl")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

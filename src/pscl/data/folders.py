@@ -1,0 +1,197 @@
+"""Dataset folders: the on-disk format pscl reads, its validation, and the choice of shots.
+
+Layout (see ``../shared/README.md``)::
+
+    DIR/dataset.json      name, classes (index -> name), splits {train, val, test: [stems]}
+    DIR/images/<stem>.png micrographs (PNG or TIFF, 8/16-bit, grey/RGB/RGBA)
+    DIR/masks/<stem>.png  class index per pixel, 255 = not labelled
+    DIR/unlabeled/*.png   optional micrographs without masks
+
+A plain folder of images (no dataset.json) is accepted where only images are needed
+(pretraining, prediction): it has no classes and a single split ``all``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pscl.data.io import IGNORE_INDEX, DataError, is_image_file, load_micrograph, read_image, read_mask
+
+SPLITS = ("train", "val", "test")
+
+
+def _find_by_stem(folder: Path, stem: str) -> Path | None:
+    for path in sorted(folder.glob(f"{stem}.*")):
+        if is_image_file(path) and path.stem == stem:
+            return path
+    return None
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """All image files directly inside ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a directory")
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
+
+
+@dataclass
+class DatasetFolder:
+    """A dataset folder (or plain image folder) on disk; images are read lazily."""
+
+    root: Path
+    name: str
+    classes: list[str] | None
+    splits: dict[str, list[str]]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def labelled(self) -> bool:
+        return self.classes is not None
+
+    @property
+    def num_classes(self) -> int:
+        if self.classes is None:
+            raise DataError(f"{self.root}: a plain image folder has no classes (no dataset.json)")
+        return len(self.classes)
+
+    def image_path(self, stem: str) -> Path:
+        folder = self.root / "images" if self.labelled else self.root
+        path = _find_by_stem(folder, stem)
+        if path is None:
+            raise DataError(f"{folder}/{stem}.*: image listed in dataset.json is missing")
+        return path
+
+    def mask_path(self, stem: str) -> Path:
+        path = _find_by_stem(self.root / "masks", stem)
+        if path is None:
+            raise DataError(f"{self.root / 'masks'}/{stem}.*: mask is missing")
+        return path
+
+    def stems(self, split: str) -> list[str]:
+        if split not in self.splits:
+            raise DataError(f"{self.root}: no split {split!r} (has {sorted(self.splits)})")
+        if not self.splits[split]:
+            raise DataError(f"{self.root}: split {split!r} is empty")
+        return list(self.splits[split])
+
+    def load_image(self, stem: str) -> np.ndarray:
+        """The intensity-normalised float32 image of ``stem``."""
+        return load_micrograph(self.image_path(stem))
+
+    def load_mask(self, stem: str) -> np.ndarray:
+        """The uint8 mask of ``stem``, checked against its image size and the class count."""
+        image_path = self.image_path(stem)
+        mask_path = self.mask_path(stem)
+        mask = read_mask(mask_path)
+        shape = read_image(image_path).shape
+        if mask.shape != shape:
+            raise DataError(f"{mask_path}: mask size {mask.shape} differs from image size {shape}")
+        bad = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
+        if bad.any():
+            raise DataError(f"{mask_path}: class index {int(mask[bad].max())} out of range "
+                            f"0..{self.num_classes - 1} (255 = ignore)")
+        return mask
+
+    def unlabeled_paths(self) -> list[Path]:
+        folder = self.root / "unlabeled"
+        return list_images(folder) if folder.is_dir() else []
+
+    def pretraining_paths(self) -> list[Path]:
+        """Every image usable without labels: unlabeled/ plus the train split (or all images)."""
+        if not self.labelled:
+            return [self.image_path(s) for s in self.splits["all"]]
+        return self.unlabeled_paths() + [self.image_path(s) for s in self.splits.get("train", [])]
+
+    def shots(self, k: int, round_index: int) -> list[str]:
+        """The ``k`` annotated train images of round ``round_index``.
+
+        Deterministic from the dataset's train stems and the round alone, so every method of a
+        comparison fine-tunes on the same images: a fixed permutation of the sorted train stems
+        (seeded by their hash) is cut into consecutive blocks of ``k``, wrapping around.
+        """
+        stems = sorted(self.stems("train"))
+        if k < 1:
+            raise ValueError(f"shots must be >= 1, got {k}")
+        if k >= len(stems):
+            return stems
+        digest = hashlib.sha256("\n".join(stems).encode()).digest()
+        order = np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(len(stems))
+        return [stems[order[(round_index * k + i) % len(stems)]] for i in range(k)]
+
+
+def load_dataset(path: str | Path) -> DatasetFolder:
+    """Open a dataset folder, or a plain folder of images (classes None, split ``all``)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory")
+    meta_path = root / "dataset.json"
+    if not meta_path.exists():
+        stems = [p.stem for p in list_images(root)]
+        if not stems:
+            raise DataError(f"{root}: no dataset.json and no images")
+        return DatasetFolder(root, root.name, None, {"all": stems})
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{meta_path}: unreadable dataset.json ({exc})") from exc
+    classes = meta.get("classes")
+    if isinstance(classes, dict):  # index -> name mapping
+        classes = [classes[k] for k in sorted(classes, key=int)]
+    if not isinstance(classes, list) or len(classes) < 2:
+        raise DataError(f"{meta_path}: 'classes' must list at least two class names")
+    splits = meta.get("splits")
+    if not isinstance(splits, dict):
+        raise DataError(f"{meta_path}: 'splits' must map split names to lists of stems")
+    return DatasetFolder(root, str(meta.get("name", root.name)), [str(c) for c in classes],
+                         {k: [str(s) for s in v] for k, v in splits.items()}, meta)
+
+
+def check_dataset(path: str | Path) -> list[str]:
+    """Validate a dataset folder; return every problem found (empty list = valid).
+
+    Checks: dataset.json readable; every split present and non-empty; no stem listed twice; each
+    listed stem has a readable image and a mask of the same size with indices < C or 255; images
+    in unlabeled/ readable.
+    """
+    try:
+        ds = load_dataset(path)
+    except DataError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    if not ds.labelled:
+        for stem in ds.splits["all"]:
+            try:
+                read_image(ds.image_path(stem))
+            except DataError as exc:
+                problems.append(str(exc))
+        return problems
+    meta_path = ds.root / "dataset.json"
+    seen: dict[str, str] = {}
+    for split in SPLITS:
+        if not ds.splits.get(split):
+            problems.append(f"{meta_path}: split {split!r} is missing or empty")
+    for split, stems in ds.splits.items():
+        for stem in stems:
+            if stem in seen:
+                problems.append(f"{meta_path}: stem {stem!r} listed twice ({seen[stem]} and {split})")
+                continue
+            seen[stem] = split
+            try:
+                ds.load_mask(stem)  # reads image and mask, checks size and class range
+            except DataError as exc:
+                problems.append(str(exc))
+    for folder in ("images", "masks"):
+        stems_on_disk = [p.stem for p in list_images(ds.root / folder)] if (ds.root / folder).is_dir() else []
+        for stem in sorted({s for s in stems_on_disk if stems_on_disk.count(s) > 1}):
+            problems.append(f"{ds.root / folder}: several files share the stem {stem!r}")
+    for img in ds.unlabeled_paths():
+        try:
+            read_image(img)
+        except DataError as exc:
+            problems.append(str(exc))
+    return problems

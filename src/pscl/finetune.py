@@ -1,0 +1,195 @@
+"""Fine-tuning (or supervised training from scratch) on K annotated images, with Lightning.
+
+Protocol (``../shared/docs/pscl-method.md``): random square crops, flips, rot90 and mild jitter;
+loss 0.5 class-weighted CE + 0.5 soft Dice over the foreground classes; Adam with lr 1e-4 on the
+contracting path and 1e-3 on the expanding path and classifier when starting from pretrained
+weights (``init``), 1e-3 everywhere otherwise. The model is selected on the val split (best
+``dice_fg``) or is the last one, never on test.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from pscl.checkpoints import load_backbone, save_model
+from pscl.data.crops import RandomCropDataset, StreamSampler
+from pscl.data.folders import DatasetFolder, load_dataset
+from pscl.data.io import DataError, write_text
+from pscl.losses import class_weights, segmentation_loss
+from pscl.metrics import confusion_matrix, scores
+from pscl.nn import UNet
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything that defines a fine-tuning run; saved with its checkpoints and results."""
+
+    shots: int = 1
+    round: int = 0
+    all_train: bool = False  # train on the whole train split (the upper reference)
+    stems: list[str] | None = None  # explicit annotated images (overrides shots/round)
+    init: str | None = None  # a pretraining (or fine-tuning) run to start from
+    steps: int = 600
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 1e-3
+    lr_contracting_init: float = 1e-4
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    norm: str = "batch"
+    jitter: float = 0.1
+    val_every: int = 150
+    select: str = "val"  # "val": best val dice_fg; "last": the last step
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: int | str = 1
+    precision: str = "32-true"
+    progress: bool = True
+    dataset: str = ""
+    annotated: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.select not in ("val", "last"):
+            raise ValueError(f"select must be 'val' or 'last', got {self.select!r}")
+        for name in ("steps", "batch_size", "crop", "val_every", "shots"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.widths = tuple(int(w) for w in self.widths)
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's start-up banners (GPU/TPU availability, tips); warnings still show."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class SegmentationModule(L.LightningModule):
+    """Trains a U-Net on crops; validates on whole val images (split-pooled dice_fg)."""
+
+    def __init__(self, model: UNet, config: dict, weights: torch.Tensor, classes: list[str]):
+        super().__init__()
+        self.model, self.config, self.classes = model, config, classes
+        self.register_buffer("class_weights", weights)
+        self.save_hyperparameters({"config": config, "classes": classes})
+        self._confusion = np.zeros((len(classes),) * 2, dtype=np.int64)
+
+    def training_step(self, batch, batch_idx):
+        image, target = batch
+        loss = segmentation_loss(self.model(image), target, self.class_weights)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite fine-tuning loss ({loss.item()}) at step {self.global_step}; "
+                                     "lower the learning rate or check the input images")
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        image, target = batch
+        pred = self.model(image).argmax(1)
+        self._confusion += confusion_matrix(pred.cpu().numpy(), target.cpu().numpy(), len(self.classes))
+
+    def on_validation_epoch_end(self) -> None:
+        s = scores(self._confusion, self.classes)
+        self._confusion[:] = 0
+        self.log("val_dice_fg", s["dice_fg"] if np.isfinite(s["dice_fg"]) else 0.0, prog_bar=True)
+        self.log("val_acc", s["acc"])
+
+    def configure_optimizers(self):
+        if self.config.get("init"):
+            groups = [{"params": self.model.contracting_parameters(), "lr": self.config["lr_contracting_init"]},
+                      {"params": self.model.expanding_parameters(), "lr": self.config["lr"]}]
+        else:
+            groups = [{"params": self.model.parameters(), "lr": self.config["lr"]}]
+        return torch.optim.Adam(groups)
+
+
+class _WholeImages(torch.utils.data.Dataset):
+    def __init__(self, ds: DatasetFolder, stems: list[str]):
+        self.items = [(ds.load_image(s), ds.load_mask(s)) for s in stems]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        image, mask = self.items[i]
+        return torch.from_numpy(image)[None], torch.from_numpy(mask.astype(np.int64))
+
+
+def annotated_stems(ds: DatasetFolder, config: FinetuneConfig) -> list[str]:
+    """The annotated train images a config trains on (explicit, all, or the round's shots)."""
+    if config.stems:
+        missing = [s for s in config.stems if s not in ds.splits.get("train", [])]
+        if missing:
+            raise DataError(f"{ds.root}: annotated stems {missing} are not in the train split")
+        return list(config.stems)
+    if config.all_train:
+        return ds.stems("train")
+    return ds.shots(config.shots, config.round)
+
+
+def finetune(data: str | Path | DatasetFolder, out: str | Path, config: FinetuneConfig | None = None,
+             resume: bool = False) -> dict:
+    """Train a segmentation U-Net on annotated images of ``data``; write the run folder ``out``.
+
+    The run folder holds ``config.json``, ``logs/metrics.csv``, Lightning checkpoints (resumable
+    with ``resume=True``) and the selected ``model.pt``. Returns a summary dict.
+    """
+    config = config or FinetuneConfig()
+    ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
+    classes = ds.classes
+    if classes is None:
+        raise DataError(f"{ds.root}: fine-tuning needs a dataset folder with dataset.json and masks")
+    out = Path(out)
+    stems = annotated_stems(ds, config)
+    config.dataset, config.annotated = str(ds.root), stems
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    model = UNet(len(classes), config.widths, norm=config.norm)
+    if config.init:
+        payload = load_backbone(model, config.init)
+        config.norm = payload.get("norm", config.norm)
+    cfg = asdict(config)
+    images = [ds.load_image(s) for s in stems]
+    masks = [ds.load_mask(s) for s in stems]
+    train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
+                              seed=config.seed, jitter_strength=config.jitter)
+    use_val = config.select == "val" and bool(ds.splits.get("val"))
+    module = SegmentationModule(model, cfg, class_weights(masks, len(classes)), classes)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "config.json", json.dumps(cfg, indent=1))
+    ckpt_dir = out / "checkpoints"
+    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_dice_fg", mode="max",
+                                 save_top_k=1)] if use_val else []
+    # "last" is saved on a step count, not at epoch end: Lightning resumes an end-of-epoch
+    # checkpoint as if that epoch were unfinished and runs too few steps
+    callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=config.val_every,
+                                     save_top_k=1, enable_version_counter=False))
+    epochs = -(-config.steps // config.val_every)
+    quiet_lightning()
+    trainer = L.Trainer(accelerator=config.accelerator, devices=config.devices, precision=config.precision,
+                        max_steps=config.steps, max_epochs=epochs, logger=CSVLogger(out, name="", version="logs"),
+                        callbacks=callbacks, enable_progress_bar=config.progress, enable_model_summary=False,
+                        num_sanity_val_steps=0, limit_val_batches=1.0 if use_val else 0,
+                        log_every_n_steps=min(10, config.val_every), use_distributed_sampler=False)
+    val_loader = DataLoader(_WholeImages(ds, ds.stems("val")), batch_size=1) if use_val else None
+    last = ckpt_dir / "last.ckpt"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*treespec.*")
+        trainer.fit(module, DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(len(train))),
+                    val_loader, ckpt_path=str(last) if resume and last.exists() else None)
+    chosen, best_val = "last", None
+    if use_val and callbacks[0].best_model_path:
+        state = torch.load(callbacks[0].best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+        chosen, best_val = Path(callbacks[0].best_model_path).name, float(callbacks[0].best_model_score)
+    save_model(out, model.cpu(), cfg, classes, selected=chosen, val_dice_fg=best_val)
+    return {"run": str(out), "annotated": stems, "selected": chosen, "val_dice_fg": best_val,
+            "steps": int(trainer.global_step)}

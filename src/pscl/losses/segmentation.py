@@ -1,0 +1,63 @@
+"""Supervised segmentation loss of fine-tuning: 0.5 class-weighted CE + 0.5 soft Dice (foreground)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pscl.data.io import IGNORE_INDEX
+
+
+def class_weights(masks: list[np.ndarray], num_classes: int, max_ratio: float = 10.0) -> torch.Tensor:
+    """Cross-entropy class weights from the annotated masks: w_c ∝ f_c^(-1/2), mean 1.
+
+    f_c is the pixel share of class c among labelled pixels. The inverse square root (rather than
+    the inverse) keeps a class covering 0.2 % of the pixels (MetalDAM's precipitates) from
+    dominating; weights are clipped to ``max_ratio`` times the smallest. Classes absent from the
+    masks get weight 1 (they contribute no CE term anyway).
+    """
+    counts = np.zeros(num_classes, dtype=np.float64)
+    for m in masks:
+        valid = m[m != IGNORE_INDEX]
+        counts += np.bincount(valid.ravel(), minlength=num_classes)[:num_classes]
+    present = counts > 0
+    w = np.ones(num_classes)
+    if present.any():
+        f = counts[present] / counts[present].sum()
+        wp = f ** -0.5
+        wp = np.minimum(wp, wp.min() * max_ratio)
+        w[present] = wp / wp.mean()
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, classes: range | list[int],
+                   eps: float = 1.0) -> torch.Tensor:
+    """Soft Dice loss over ``classes``, pooled over the batch; pixels labelled 255 are ignored.
+
+    L = 1 - mean_c (2 sum_i p_ic g_ic + eps) / (sum_i p_ic + sum_i g_ic + eps),
+    p = softmax(logits) over C, g = one-hot(target); i runs over all valid pixels of the batch.
+
+    logits: (B, C, H, W); target: (B, H, W) long.
+    """
+    classes = list(classes)
+    if not classes:
+        return logits.sum() * 0.0
+    valid = (target != IGNORE_INDEX).unsqueeze(1)  # (B, 1, H, W)
+    probs = logits.softmax(1) * valid
+    onehot = F.one_hot(target.clamp(max=logits.shape[1] - 1), logits.shape[1]).permute(0, 3, 1, 2) * valid
+    p, g = probs[:, classes], onehot[:, classes].to(probs.dtype)  # (B, K, H, W)
+    inter = (p * g).sum((0, 2, 3))
+    denom = p.sum((0, 2, 3)) + g.sum((0, 2, 3))
+    return 1.0 - ((2 * inter + eps) / (denom + eps)).mean()
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor,
+                      weights: torch.Tensor | None = None) -> torch.Tensor:
+    """L = 0.5 * CE_w(logits, target) + 0.5 * softDice over classes 1..C-1 (255 ignored).
+
+    With a single class only the CE term is used.
+    """
+    ce = F.cross_entropy(logits, target, weight=weights, ignore_index=IGNORE_INDEX)
+    if not (target != IGNORE_INDEX).any():
+        ce = logits.sum() * 0.0  # all pixels ignored: CE would be NaN
+    return 0.5 * ce + 0.5 * soft_dice_loss(logits, target, range(1, logits.shape[1]))

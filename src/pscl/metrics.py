@@ -1,0 +1,51 @@
+"""Segmentation metrics from a confusion matrix accumulated over a whole split.
+
+Dice as the paper reports it: per class, pooled over all pixels of the split,
+Dice_c = 2 TP_c / (2 TP_c + FP_c + FN_c); ``dice_fg`` is the mean over the foreground classes
+1..C-1, ``dice_all`` over all classes. A class absent from both the ground truth and the
+prediction has an undefined Dice/IoU (NaN) and is left out of the means. Pixels labelled 255 are
+ignored.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pscl.data.io import IGNORE_INDEX
+
+
+def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) int64 counts, rows = ground truth, columns = prediction; 255 in target ignored."""
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from target shape {target.shape}")
+    valid = target != IGNORE_INDEX
+    t = target[valid].astype(np.int64)
+    p = pred[valid].astype(np.int64)
+    if t.size and (t.max() >= num_classes or p.max() >= num_classes):
+        raise ValueError(f"class index out of range 0..{num_classes - 1}")
+    return np.bincount(t * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if x.size else float("nan")
+
+
+def scores(confusion: np.ndarray, class_names: list[str] | None = None) -> dict:
+    """Per-class Dice and IoU, and dice_fg, dice_all, miou, acc from a (C, C) confusion matrix."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    tp = np.diag(cm)
+    fp, fn = cm.sum(0) - tp, cm.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dice = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+        iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
+    total = cm.sum()
+    names = class_names or [str(i) for i in range(len(tp))]
+    return {
+        "dice_fg": _nanmean(dice[1:]),
+        "dice_all": _nanmean(dice),
+        "miou": _nanmean(iou),
+        "acc": float(tp.sum() / total) if total else float("nan"),
+        "per_class": {n: {"dice": float(d), "iou": float(i), "pixels": int(cm.sum(1)[k])}
+                      for k, (n, d, i) in enumerate(zip(names, dice, iou))},
+        "confusion": cm.astype(np.int64).tolist(),
+    }

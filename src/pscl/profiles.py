@@ -1,0 +1,24 @@
+"""Named training budgets. Every method of a comparison uses the same profile, and the profile is
+written into every result. Budgets are in optimiser steps, not epochs, so they do not depend on
+how many images a dataset has.
+
+* ``smoke``: seconds on a CPU; for tests only (the numbers mean nothing).
+* ``quick``: a 2-core CPU; U-Net widths 16/32/64/128 (half the paper's), 128 px crops.
+* ``paper``: the paper's network (widths 32..256) and 376 px crops, for a GPU.
+"""
+from __future__ import annotations
+
+PROFILES: dict[str, dict[str, dict]] = {
+    "smoke": {"finetune": dict(widths=(8, 16, 32, 64), crop=64, batch_size=4, steps=40, val_every=20)},
+    "quick": {"finetune": dict(widths=(16, 32, 64, 128), crop=128, batch_size=8, steps=600, val_every=150)},
+    "paper": {"finetune": dict(widths=(32, 64, 128, 256), crop=376, batch_size=8, steps=4000, val_every=250)},
+}
+
+
+def profile_settings(name: str | None, stage: str) -> dict:
+    """The settings of ``stage`` ('finetune', ...) in profile ``name`` ({} for None)."""
+    if name is None:
+        return {}
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return dict(PROFILES[name].get(stage, {}))

@@ -1,0 +1,50 @@
+"""The command line end to end on synthetic data, through the installed console script's app."""
+import json
+import shutil
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from pscl.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_cli_end_to_end(tmp_path):
+    data, run, pred = tmp_path / "data", tmp_path / "run", tmp_path / "pred"
+    r = invoke("data", "synth", data, "--n", 6, "--seed", 1, "--size", 128, "--unlabeled", 2)
+    assert r.exit_code == 0, r.output
+    assert invoke("data", "check", data).exit_code == 0
+    r = invoke("finetune", data, "--out", run, "--profile", "smoke", "--steps", 20, "--no-progress",
+               "--accelerator", "cpu")
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "config.json").read_text())["widths"] == [8, 16, 32, 64]
+    r = invoke("evaluate", run, data, "--split", "test")
+    assert r.exit_code == 0, r.output
+    assert "dice_fg" in r.output and (run / "eval_synthetic_test.json").exists()
+    r = invoke("predict", run, data / "images", "--out", pred, "--tile", 64, "--overlap", 16)
+    assert r.exit_code == 0, r.output
+    assert (pred / "phase_fractions.csv").exists() and len(list(pred.glob("*_mask.png"))) == 6
+
+
+def test_data_check_fails_with_every_problem(synth_data, tmp_path):
+    broken = tmp_path / "b"
+    shutil.copytree(synth_data, broken)
+    stems = json.loads((broken / "dataset.json").read_text())["splits"]["train"]
+    Image.fromarray(np.full((5, 5), 9, np.uint8)).save(broken / "masks" / f"{stems[0]}.png")
+    (broken / "images" / f"{stems[1]}.png").write_bytes(b"x")
+    r = invoke("data", "check", broken)
+    assert r.exit_code == 1
+    assert r.output.count("problem:") == 2 and f"{stems[1]}.png" in r.output
+
+
+def test_bad_input_exits_nonzero_with_message(tmp_path):
+    r = invoke("evaluate", tmp_path / "norun", tmp_path)
+    assert r.exit_code == 1 and "no model file" in r.output
+    r = invoke("finetune", tmp_path, "--out", tmp_path / "x", "--profile", "nope")
+    assert r.exit_code == 1 and "unknown profile 'nope'" in r.output

@@ -1,0 +1,39 @@
+import math
+
+import numpy as np
+import torch
+
+from pscl.losses import class_weights, segmentation_loss, soft_dice_loss
+
+
+def test_soft_dice_hand_computed_and_ignores_255():
+    # two pixels, two classes; probabilities via logits log(p)
+    probs = torch.tensor([[0.8, 0.2], [0.3, 0.7]])  # (pixel, class)
+    logits = probs.log().T.reshape(1, 2, 1, 2)
+    target = torch.tensor([[[1, 1]]])
+    # class 1: p = (0.2, 0.7), g = (1, 1): 1 - (2*0.9 + 1) / (0.9 + 2 + 1)
+    expected = 1 - (2 * 0.9 + 1) / (0.9 + 2 + 1)
+    assert math.isclose(soft_dice_loss(logits, target, [1]).item(), expected, rel_tol=1e-5)
+    ignored = torch.tensor([[[1, 255]]])
+    expected = 1 - (2 * 0.2 + 1) / (0.2 + 1 + 1)
+    assert math.isclose(soft_dice_loss(logits, ignored, [1]).item(), expected, rel_tol=1e-5)
+
+
+def test_segmentation_loss_is_half_ce_half_dice():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 4)
+    target = torch.randint(0, 3, (2, 4, 4))
+    w = torch.tensor([0.5, 1.0, 2.0])
+    ce = torch.nn.functional.cross_entropy(logits, target, weight=w)
+    expected = 0.5 * ce + 0.5 * soft_dice_loss(logits, target, [1, 2])
+    assert torch.allclose(segmentation_loss(logits, target, w), expected)
+    all_ignored = torch.full((2, 4, 4), 255)
+    assert torch.isfinite(segmentation_loss(logits, all_ignored, w))
+
+
+def test_class_weights_inverse_sqrt_frequency_mean_one():
+    mask = np.array([0] * 64 + [1] * 16 + [255] * 20, dtype=np.uint8)
+    w = class_weights([mask], 3).numpy()
+    assert w[2] == 1.0  # absent class
+    assert np.isclose(w[1] / w[0], 2.0)  # (16/80)^-0.5 / (64/80)^-0.5
+    assert np.isclose(w[:2].mean(), 1.0)

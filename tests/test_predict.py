@@ -1,0 +1,57 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from pscl.checkpoints import load_model
+from pscl.data import load_dataset
+from pscl.nn import UNet
+from pscl.predict import predict, segment
+
+
+@pytest.fixture(scope="module")
+def model_and_image(tiny_run, synth_data):
+    model, _ = load_model(tiny_run)
+    image = load_dataset(synth_data).load_image("synth000")
+    return model, np.tile(image, (2, 3))[:300, :410]
+
+
+def test_single_tile_is_exactly_whole_image_inference(model_and_image):
+    model, image = model_and_image
+    seg = segment(model, image, tile=512)
+    with torch.no_grad():
+        probs = model(torch.from_numpy(image)[None, None]).softmax(1)[0].numpy()
+    assert np.array_equal(seg.labels, probs.argmax(0))
+    np.testing.assert_allclose(seg.mean_probabilities, probs.reshape(3, -1).mean(1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("tile,overlap", [(128, 64), (96, 32), (200, 48)])
+def test_tiled_prediction_equals_whole_image(model_and_image, tile, overlap):
+    model, image = model_and_image
+    whole = segment(model, image, tile=1024)
+    tiled = segment(model, image, tile=tile, overlap=overlap)
+    assert tiled.labels.shape == image.shape
+    assert (tiled.labels == whole.labels).mean() > 0.995
+    np.testing.assert_allclose(tiled.mean_probabilities, whole.mean_probabilities, atol=3e-3)
+    np.testing.assert_allclose(tiled.mean_probabilities.sum(), 1.0, atol=1e-5)
+
+
+def test_tiles_smaller_than_image_in_one_axis_only():
+    model = UNet(2, (4, 8, 8, 16)).eval()
+    image = np.random.default_rng(0).random((40, 300)).astype(np.float32)
+    assert segment(model, image, tile=64, overlap=16).labels.shape == (40, 300)
+
+
+def test_predict_writes_masks_overlays_and_fractions(tiny_run, synth_data, tmp_path):
+    results = predict(tiny_run, synth_data / "images", tmp_path, tile=96, overlap=32)
+    n = len(list((synth_data / "images").iterdir()))
+    assert len(results) == n
+    assert len(list(tmp_path.glob("*_mask.png"))) == n and len(list(tmp_path.glob("*_overlay.png"))) == n
+    rows = list(csv.reader(open(tmp_path / "phase_fractions.csv")))
+    assert rows[0] == ["image", "matrix", "lamellar", "precipitate"]
+    assert [r[0] for r in rows[-2:]] == ["mean", "std"]
+    body = np.array([[float(v) for v in r[1:]] for r in rows[1:-2]])
+    np.testing.assert_allclose(body.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose([float(v) for v in rows[-2][1:]], body.mean(0), atol=1e-5)
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind

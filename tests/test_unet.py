@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from pscl.nn import UNet
+
+
+@pytest.mark.parametrize("size", [(64, 64), (37, 51), (8, 9), (1, 1)])
+def test_any_input_size_gives_logits_of_that_size(size):
+    net = UNet(3, (4, 8, 8, 16)).eval()
+    out = net(torch.rand(2, 1, *size), return_features=True)
+    assert out.logits.shape == (2, 3, *size)
+    h, w = size
+    assert out.bottleneck.shape == (2, 16, -(-h // 8), -(-w // 8))
+    assert [d.shape[-2:] for d in out.decoder] == [(-(-h // s), -(-w // s)) for s in (4, 2, 1)]
+    assert [d.shape[1] for d in out.decoder] == [8, 8, 4]
+
+
+def test_default_widths_and_parameter_groups_partition_the_model():
+    net = UNet(5)
+    assert net.widths == (32, 64, 128, 256)
+    groups = net.contracting_parameters() + net.expanding_parameters()
+    assert len(groups) == len(list(net.parameters()))
+    assert {id(p) for p in groups} == {id(p) for p in net.parameters()}
+
+
+def test_bad_widths_raise():
+    with pytest.raises(ValueError, match="widths"):
+        UNet(2, (8, 16))
+
+
+def test_reset_classifier_changes_class_count_only():
+    net = UNet(2, (4, 8, 8, 16)).eval()
+    enc = {k: v.clone() for k, v in net.encoder.state_dict().items()}
+    net.reset_classifier(7)
+    assert net(torch.rand(1, 1, 16, 16)).shape[1] == 7
+    assert all(torch.equal(v, net.encoder.state_dict()[k]) for k, v in enc.items())
