@@ -121,6 +121,18 @@ def predict(run: Path, source: Path, out: Path = typer.Option(..., "--out"),
 
 @app.command()
 @_errors_exit
+def bench(data: Path, out: Path = typer.Option(..., "--out"),
+          methods: str = typer.Option("scratch,full", help="comma-separated methods"),
+          shots: int = 1, rounds: int = 5, profile: str = "quick", seed: int = 0, progress: bool = False) -> None:
+    """Run the paper's protocol (resumable): fine-tune per round, evaluate on test, write a report."""
+    from pscl.bench import run_bench
+    summary = run_bench(data, out, methods.split(","), shots=shots, rounds=rounds, profile=profile, seed=seed,
+                        progress=progress, log=console.print, command="pscl " + " ".join(sys.argv[1:]))
+    console.print((Path(out) / "report.md").read_text())
+
+
+@app.command()
+@_errors_exit
 def demo(out: Path = typer.Option(Path("pscl-demo"), "--out"), seed: int = 0,
          progress: bool = True) -> None:
     """Synthesise a dataset, train from 1 annotated image, evaluate, predict: a few minutes on CPU."""

@@ -1,0 +1,130 @@
+"""`pscl bench`: the paper's protocol on a dataset folder, resumable and cached.
+
+For every method and round: (pretrain,) fine-tune on the round's annotated image(s), evaluate on
+test. Every (method, round) result lands in ``OUT/results/<method>/round<R>.json`` as soon as it
+exists; a rerun skips what is done, and a killed fine-tune resumes from its last checkpoint.
+``results.json`` and ``report.md`` are rebuilt from those files at the end.
+
+Methods: ``scratch`` (random init), ``full`` (scratch on the whole train split: the upper
+reference; one "round" since it does not depend on the draw).
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from pscl.data.folders import load_dataset
+from pscl.data.io import write_text
+from pscl.evaluate import evaluate
+from pscl.finetune import FinetuneConfig, finetune
+from pscl.profiles import profile_settings
+
+METHODS = ("scratch", "full")
+
+
+def provenance() -> dict:
+    """Commit, machine, date: recorded with every benchmark figure."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=10).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                    text=True, cwd=Path(__file__).parent, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "unknown", False
+    import torch
+    cpu = platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import os
+    return {"commit": commit + ("-dirty" if dirty else ""), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {platform.system()}",
+            "torch": torch.__version__}
+
+
+def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str, out: Path, seed: int,
+             progress: bool) -> dict:
+    run = out / "runs" / method / f"round{round_index}"
+    settings = profile_settings(profile, "finetune")
+    config = FinetuneConfig(shots=shots, round=round_index, all_train=method == "full", seed=seed,
+                            progress=progress, **settings)
+    t0 = time.time()
+    finetune(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
+    t1 = time.time()
+    scores = evaluate(run, data, split="test")
+    return {"method": method, "round": round_index, "shots": shots, "profile": profile, "seed": seed,
+            "annotated": scores["config"]["annotated"], "dice_fg": scores["dice_fg"], "dice_all": scores["dice_all"],
+            "miou": scores["miou"], "acc": scores["acc"], "per_class": scores["per_class"],
+            "selected": json.loads((run / "config.json").read_text())["select"],
+            "config": scores["config"], "wall_s": {"finetune": t1 - t0, "evaluate": time.time() - t1}}
+
+
+def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHODS), shots: int = 1,
+              rounds: int = 5, profile: str = "quick", seed: int = 0, progress: bool = False,
+              log: Callable[[str], None] = print, command: str = "") -> dict:
+    """Run (or resume) the protocol; return and write ``results.json`` and ``report.md``."""
+    data, out = Path(data), Path(out)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    ds = load_dataset(data)
+    for method in methods:
+        for r in range(1 if method == "full" else rounds):
+            path = out / "results" / method / f"round{r}.json"
+            if path.exists():
+                log(f"[skip] {method} round {r}: done")
+                continue
+            log(f"[run ] {method} round {r}")
+            result = {**_run_one(data, method, r, shots, profile, out, seed, progress), **provenance()}
+            write_text(path, json.dumps(result, indent=1, default=float))
+            log(f"       dice_fg {result['dice_fg']:.4f}  ({result['wall_s']['finetune']:.0f} s)")
+    summary = collect(out, ds.name, ds.classes, methods, shots, profile, command)
+    return summary
+
+
+def collect(out: Path, name: str, classes: list[str], methods: list[str], shots: int, profile: str,
+            command: str) -> dict:
+    """Aggregate the per-round files into results.json and report.md."""
+    table = {}
+    for method in methods:
+        rows = [json.loads(p.read_text()) for p in sorted((out / "results" / method).glob("round*.json"))]
+        if not rows:
+            continue
+        agg = {k: [r[k] for r in rows] for k in ("dice_fg", "acc", "miou", "dice_all")}
+        table[method] = {"rounds": rows, **{f"{k}_mean": float(np.mean(v)) for k, v in agg.items()},
+                         **{f"{k}_std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in agg.items()},
+                         "per_class_dice_mean": {c: float(np.nanmean([r["per_class"][c]["dice"] for r in rows]))
+                                                 for c in classes}}
+    summary = {"dataset": name, "shots": shots, "profile": profile, "profile_settings": profile_settings(profile, "finetune"),
+               "command": command, **provenance(), "methods": table}
+    write_text(out / "results.json", json.dumps(summary, indent=1, default=float))
+    write_text(out / "report.md", report(summary, classes))
+    return summary
+
+
+def report(summary: dict, classes: list[str]) -> str:
+    """The table in the paper's form (Dice fg and ACC mean ± std), plus mIoU and per-class Dice."""
+    lines = [f"# {summary['dataset']}: {summary['shots']} annotated image(s), profile `{summary['profile']}`", "",
+             f"- command: `{summary['command']}`", f"- commit: {summary['commit']}", f"- machine: {summary['machine']}",
+             f"- date: {summary['date']}", f"- budget: {summary['profile_settings']}", "",
+             "| method | rounds | Dice (fg) | ACC | mIoU | " + " | ".join(classes) + " |",
+             "|---|---|---|---|---|" + "---|" * len(classes)]
+    for method, t in summary["methods"].items():
+        per_class = " | ".join(f"{t['per_class_dice_mean'][c]:.3f}" for c in classes)
+        lines.append(f"| {method} | {len(t['rounds'])} | {t['dice_fg_mean']:.4f} ± {t['dice_fg_std']:.4f} | "
+                     f"{t['acc_mean']:.4f} ± {t['acc_std']:.4f} | {t['miou_mean']:.4f} | {per_class} |")
+    lines += ["", "Per round (Dice fg; annotated images):", ""]
+    for method, t in summary["methods"].items():
+        for r in t["rounds"]:
+            ann = ", ".join(r["annotated"]) if len(r["annotated"]) <= 3 else f"{len(r['annotated'])} images"
+            lines.append(f"- {method} round {r['round']}: {r['dice_fg']:.4f} ({ann}; fine-tune {r['wall_s']['finetune']:.0f} s)")
+    return "\n".join(lines) + "\n"
