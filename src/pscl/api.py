@@ -16,13 +16,20 @@ from pscl.data.folders import DatasetFolder, check_dataset, load_dataset
 from pscl.data.synth import synthesize_dataset
 from pscl.evaluate import evaluate
 from pscl.finetune import FinetuneConfig, finetune
+from pscl.methods import METHODS, PretrainConfig
 from pscl.predict import predict, segment
+from pscl.pretrain import pretrain
 from pscl.profiles import PROFILES, profile_settings
 
 
 def finetune_config(profile: str | None = None, **overrides) -> FinetuneConfig:
     """A FinetuneConfig from a named profile's budget, with explicit overrides on top."""
     return FinetuneConfig(**{**profile_settings(profile, "finetune"), **overrides})
+
+
+def pretrain_config(profile: str | None = None, **overrides) -> PretrainConfig:
+    """A PretrainConfig from a named profile's budget, with explicit overrides on top."""
+    return PretrainConfig(**{**profile_settings(profile, "pretrain"), **overrides})
 
 
 DEMO_SETTINGS = dict(widths=(16, 32, 64, 128), crop=128, batch_size=8, steps=300, val_every=100)
@@ -53,5 +60,5 @@ def demo(out: str | Path = "pscl-demo", seed: int = 0, progress: bool = True,
     return {"out": str(out), "test": test, "fractions": fractions, "seconds": time.time() - t0}
 
 
-__all__ = ["DatasetFolder", "FinetuneConfig", "PROFILES", "check_dataset", "demo", "evaluate", "finetune",
+__all__ = ["METHODS", "PretrainConfig", "pretrain", "pretrain_config", "DatasetFolder", "FinetuneConfig", "PROFILES", "check_dataset", "demo", "evaluate", "finetune",
            "finetune_config", "load_dataset", "predict", "segment", "synthesize_dataset"]

@@ -102,6 +102,28 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
 
 @app.command()
 @_errors_exit
+def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder"),
+             method: str = typer.Option("simclr", help="simclr, moco, byol, densecl"),
+             profile: Optional[str] = typer.Option(None, help="budget preset: " + ", ".join(api.PROFILES)),
+             steps: Optional[int] = None, batch_size: Optional[int] = None, crop: Optional[int] = None,
+             lr: Optional[float] = None, widths: Optional[str] = typer.Option(None, help="e.g. 32,64,128,256"),
+             temperature: Optional[float] = None, momentum: Optional[float] = None,
+             queue_size: Optional[int] = None, seed: int = 0,
+             accelerator: str = "auto", devices: str = "1", precision: str = "32-true",
+             resume: bool = False, progress: bool = True) -> None:
+    """Pretrain the U-Net without labels (unlabeled/ + train images, or a plain image folder)."""
+    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr,
+                                       widths=_widths(widths) if widths else None).items() if v is not None}
+    options = {k: v for k, v in dict(temperature=temperature, momentum=momentum, queue_size=queue_size).items()
+               if v is not None}
+    config = api.pretrain_config(profile, method=method, options=options, seed=seed, accelerator=accelerator,
+                                 devices=int(devices) if devices.isdigit() else devices, precision=precision,
+                                 progress=progress, **overrides)
+    console.print_json(json.dumps(api.pretrain(data, out, config, resume=resume)))
+
+
+@app.command()
+@_errors_exit
 def evaluate(run: Path, data: Path, split: str = "test", out: Optional[Path] = None,
              tile: int = 512, overlap: int = 128) -> None:
     """Score a run on a split of a dataset folder; print a table, write JSON."""

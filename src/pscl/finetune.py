@@ -9,25 +9,22 @@ weights (``init``), 1e-3 everywhere otherwise. The model is selected on the val 
 from __future__ import annotations
 
 import json
-import logging
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from pscl.checkpoints import load_backbone, save_model
+from pscl.checkpoints import load_backbone, read_model_file, save_model
 from pscl.data.crops import RandomCropDataset, StreamSampler
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import DataError, write_text
 from pscl.losses import class_weights, segmentation_loss
 from pscl.metrics import confusion_matrix, scores
 from pscl.nn import UNet
+from pscl.training import best_checkpoint, fit
 
 
 @dataclass
@@ -64,12 +61,6 @@ class FinetuneConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         self.widths = tuple(int(w) for w in self.widths)
-
-
-def quiet_lightning() -> None:
-    """Silence Lightning's start-up banners (GPU/TPU availability, tips); warnings still show."""
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class SegmentationModule(L.LightningModule):
@@ -151,10 +142,12 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     stems = annotated_stems(ds, config)
     config.dataset, config.annotated = str(ds.root), stems
     L.seed_everything(config.seed, workers=True, verbose=False)
+    if config.init:  # the pretrained U-Net decides the architecture
+        payload = read_model_file(config.init)
+        config.widths, config.norm = tuple(payload["widths"]), payload.get("norm", config.norm)
     model = UNet(len(classes), config.widths, norm=config.norm)
     if config.init:
-        payload = load_backbone(model, config.init)
-        config.norm = payload.get("norm", config.norm)
+        load_backbone(model, config.init)
     cfg = asdict(config)
     images = [ds.load_image(s) for s in stems]
     masks = [ds.load_mask(s) for s in stems]
@@ -164,32 +157,17 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     module = SegmentationModule(model, cfg, class_weights(masks, len(classes)), classes)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.json", json.dumps(cfg, indent=1))
-    ckpt_dir = out / "checkpoints"
-    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_dice_fg", mode="max",
-                                 save_top_k=1)] if use_val else []
-    # "last" is saved on a step count, not at epoch end: Lightning resumes an end-of-epoch
-    # checkpoint as if that epoch were unfinished and runs too few steps
-    callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=config.val_every,
-                                     save_top_k=1, enable_version_counter=False))
-    epochs = -(-config.steps // config.val_every)
-    quiet_lightning()
-    trainer = L.Trainer(accelerator=config.accelerator, devices=config.devices, precision=config.precision,
-                        max_steps=config.steps, max_epochs=epochs, logger=CSVLogger(out, name="", version="logs"),
-                        callbacks=callbacks, enable_progress_bar=config.progress, enable_model_summary=False,
-                        num_sanity_val_steps=0, limit_val_batches=1.0 if use_val else 0,
-                        log_every_n_steps=min(10, config.val_every), use_distributed_sampler=False)
     val_loader = DataLoader(_WholeImages(ds, ds.stems("val")), batch_size=1) if use_val else None
-    last = ckpt_dir / "last.ckpt"
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        warnings.filterwarnings("ignore", ".*treespec.*")
-        trainer.fit(module, DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(len(train))),
-                    val_loader, ckpt_path=str(last) if resume and last.exists() else None)
+    trainer = fit(module, out, DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(len(train))),
+                  config.steps, config.val_every, accelerator=config.accelerator, devices=config.devices,
+                  precision=config.precision, progress=config.progress, val=val_loader,
+                  monitor="val_dice_fg" if use_val else None, resume=resume)
     chosen, best_val = "last", None
-    if use_val and callbacks[0].best_model_path:
-        state = torch.load(callbacks[0].best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+    best = best_checkpoint(trainer)
+    if best is not None:
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
         model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
-        chosen, best_val = Path(callbacks[0].best_model_path).name, float(callbacks[0].best_model_score)
+        chosen, best_val = Path(best.best_model_path).name, float(best.best_model_score)
     save_model(out, model.cpu(), cfg, classes, selected=chosen, val_dice_fg=best_val)
     return {"run": str(out), "annotated": stems, "selected": chosen, "val_dice_fg": best_val,
             "steps": int(trainer.global_step)}

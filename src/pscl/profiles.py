@@ -9,9 +9,12 @@ how many images a dataset has.
 from __future__ import annotations
 
 PROFILES: dict[str, dict[str, dict]] = {
-    "smoke": {"finetune": dict(widths=(8, 16, 32, 64), crop=64, batch_size=4, steps=40, val_every=20)},
-    "quick": {"finetune": dict(widths=(16, 32, 64, 128), crop=128, batch_size=8, steps=600, val_every=150)},
-    "paper": {"finetune": dict(widths=(32, 64, 128, 256), crop=376, batch_size=8, steps=4000, val_every=250)},
+    "smoke": {"finetune": dict(widths=(8, 16, 32, 64), crop=64, batch_size=4, steps=40, val_every=20),
+              "pretrain": dict(widths=(8, 16, 32, 64), crop=64, batch_size=8, steps=20, checkpoint_every=10)},
+    "quick": {"finetune": dict(widths=(16, 32, 64, 128), crop=128, batch_size=8, steps=600, val_every=150),
+              "pretrain": dict(widths=(16, 32, 64, 128), crop=128, batch_size=16, steps=400, checkpoint_every=100)},
+    "paper": {"finetune": dict(widths=(32, 64, 128, 256), crop=376, batch_size=8, steps=4000, val_every=250),
+              "pretrain": dict(widths=(32, 64, 128, 256), crop=376, batch_size=16, steps=20000, checkpoint_every=500)},
 }
 
 

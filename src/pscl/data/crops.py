@@ -34,34 +34,40 @@ class RandomCropDataset(Dataset):
     continues it exactly. Images are picked with probability proportional to their area.
     """
 
-    def __init__(self, images: list[np.ndarray], masks: list[np.ndarray], size: int, length: int,
-                 seed: int = 0, jitter_strength: float = 0.1):
-        if len(images) != len(masks) or not images:
-            raise ValueError("need as many masks as images, and at least one")
-        pairs = [pad_to(im, m, size) for im, m in zip(images, masks)]
+    def __init__(self, images: list[np.ndarray], masks: list[np.ndarray] | None, size: int, length: int,
+                 seed: int = 0, jitter_strength: float = 0.1, augment: bool = True):
+        if not images or (masks is not None and len(images) != len(masks)):
+            raise ValueError("need at least one image, and as many masks as images (or none)")
+        self.with_masks = masks is not None
+        masks = masks if masks is not None else [np.zeros((1, 1), np.uint8)] * len(images)
+        pairs = [pad_to(im, m if self.with_masks else None, size) for im, m in zip(images, masks)]
         self.images = [p[0] for p in pairs]
         self.masks = [p[1] for p in pairs]
         area = np.array([im.size for im in self.images], dtype=np.float64)
         self.p = area / area.sum()
-        self.size, self.length, self.seed, self.jitter = size, length, seed, jitter_strength
+        self.size, self.length, self.seed, self.jitter, self.augment = size, length, seed, jitter_strength, augment
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | torch.Tensor:
+        """(image (1, S, S) float, mask (S, S) long), or only the image when there are no masks."""
         rng = np.random.default_rng([self.seed, i])
         k = rng.choice(len(self.images), p=self.p)
         image, mask = self.images[k], self.masks[k]
         y = rng.integers(0, image.shape[0] - self.size + 1)
         x = rng.integers(0, image.shape[1] - self.size + 1)
         image = image[y:y + self.size, x:x + self.size]
+        if not self.with_masks:
+            return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
         mask = mask[y:y + self.size, x:x + self.size]
-        if rng.random() < 0.5:
-            image, mask = image[:, ::-1], mask[:, ::-1]
-        rot = int(rng.integers(4))
-        image, mask = np.rot90(image, rot), np.rot90(mask, rot)
-        if self.jitter > 0:
-            image = jitter(image, rng, self.jitter)
+        if self.augment:
+            if rng.random() < 0.5:
+                image, mask = image[:, ::-1], mask[:, ::-1]
+            rot = int(rng.integers(4))
+            image, mask = np.rot90(image, rot), np.rot90(mask, rot)
+            if self.jitter > 0:
+                image = jitter(image, rng, self.jitter)
         return (torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
                 torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64)))
 

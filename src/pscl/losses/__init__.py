@@ -1,4 +1,7 @@
 """Losses as pure tensor functions, formula in each docstring."""
+from pscl.losses.contrastive import (alignment_uniformity, byol_loss, dense_correspondence, info_nce,
+                                     nt_xent)
 from pscl.losses.segmentation import class_weights, segmentation_loss, soft_dice_loss
 
-__all__ = ["class_weights", "segmentation_loss", "soft_dice_loss"]
+__all__ = ["alignment_uniformity", "byol_loss", "class_weights", "dense_correspondence", "info_nce", "nt_xent",
+           "segmentation_loss", "soft_dice_loss"]

@@ -1,0 +1,20 @@
+"""Pretraining methods, one file each over :mod:`pscl.methods.base`."""
+from __future__ import annotations
+
+from pscl.methods.base import PretrainConfig, PretrainMethod
+from pscl.methods.byol import BYOL
+from pscl.methods.densecl import DenseCL
+from pscl.methods.moco import MoCo
+from pscl.methods.simclr import SimCLR
+
+METHODS: dict[str, type[PretrainMethod]] = {"simclr": SimCLR, "moco": MoCo, "byol": BYOL, "densecl": DenseCL}
+
+
+def build_method(config: PretrainConfig) -> PretrainMethod:
+    """The method named by ``config.method``; an unknown name lists the choices."""
+    if config.method not in METHODS:
+        raise ValueError(f"unknown method {config.method!r}; choose one of {', '.join(METHODS)}")
+    return METHODS[config.method](config)
+
+
+__all__ = ["METHODS", "PretrainConfig", "PretrainMethod", "build_method"]

@@ -1,0 +1,75 @@
+"""MoCo v2 (Chen et al. 2020) on the U-Net: momentum encoder, queue of keys, InfoNCE.
+
+Queries come from view 1 through the online U-Net and global head, keys from view 2 through
+their momentum copies (m = 0.99, the method spec). The queue holds L2-normalised keys, is
+initialised with normalised random vectors, and is a buffer, so checkpoints carry it; each step
+enqueues the keys gathered from every process.
+
+Deviations: no shuffled BatchNorm (it needs several processes to mean anything; with DDP use
+``sync_batchnorm``); the queue is 4096 long by default rather than 65536, since a micrograph set
+holds hundreds of images, not a million.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pscl.losses import info_nce
+from pscl.losses.distributed import gather_no_grad
+from pscl.methods.base import PretrainMethod, momentum_copy
+from pscl.nn import GlobalHead
+
+
+@dataclass
+class MoCoHparams:
+    temperature: float = 0.2  # MoCo v2
+    momentum: float = 0.99  # the method spec's m
+    queue_size: int = 4096
+    dim: int = 64
+
+    def __post_init__(self):
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if self.queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1, got {self.queue_size}")
+
+
+class KeyQueue(torch.nn.Module):
+    """A FIFO of normalised keys (K, D) with its pointer, both buffers (saved in checkpoints)."""
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def push(self, keys: torch.Tensor) -> None:
+        keys = gather_no_grad(keys)
+        n, size = keys.shape[0], self.keys.shape[0]
+        idx = (self.ptr + torch.arange(n, device=keys.device)) % size
+        self.keys[idx[-size:]] = F.normalize(keys[-size:], dim=1)
+        self.ptr.fill_(int((self.ptr + n) % size))
+
+
+class MoCo(PretrainMethod):
+    hparams_class = MoCoHparams
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.global_head = GlobalHead(self.backbone.widths[-1], out=self.hp.dim)
+        self.backbone_m = momentum_copy(self.backbone)
+        self.global_head_m = momentum_copy(self.global_head)
+        self.queue = KeyQueue(self.hp.queue_size, self.hp.dim)
+
+    def momentum_pairs(self):
+        return [(self.backbone, self.backbone_m), (self.global_head, self.global_head_m)]
+
+    def loss(self, view1, view2, geometry, batch):
+        q = self.global_head(self.backbone(view1, return_features=True).bottleneck)
+        with torch.no_grad():
+            k = F.normalize(self.global_head_m(self.backbone_m(view2, return_features=True).bottleneck), dim=1)
+        loss = info_nce(q, k, self.queue.keys.clone().detach(), self.hp.temperature)
+        self.queue.push(k)
+        return loss, {}, (q, k)

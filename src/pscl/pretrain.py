@@ -1,0 +1,66 @@
+"""Self-supervised pretraining of the U-Net on every image of a folder, without labels."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from torch.utils.data import DataLoader
+
+from pscl.checkpoints import save_model
+from pscl.data.crops import RandomCropDataset, StreamSampler
+from pscl.data.folders import DatasetFolder, load_dataset
+from pscl.data.io import DataError, load_micrograph, write_text
+from pscl.methods import PretrainConfig, build_method
+from pscl.training import fit
+
+
+def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: PretrainConfig | None = None,
+             resume: bool = False) -> dict:
+    """Pretrain with ``config.method`` on unlabeled/ plus the train images (or a plain folder).
+
+    Writes ``out/model.pt`` (the whole U-Net, heads dropped, with the config) for
+    ``finetune(init=out)``, plus Lightning checkpoints (``resume=True`` continues) and logs.
+    """
+    import lightning as L
+
+    config = config or PretrainConfig()
+    ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
+    paths = ds.pretraining_paths()
+    if not paths:
+        raise DataError(f"{ds.root}: no images to pretrain on (unlabeled/ and the train split are empty)")
+    config.dataset = str(ds.root)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    method = build_method(config)
+    images = [load_micrograph(p) for p in paths]
+    crops = RandomCropDataset(images, None, config.crop, config.checkpoint_every * config.batch_size,
+                              seed=config.seed, augment=False)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = {**asdict(config), "method_options": asdict(method.hp), "images": len(paths)}
+    write_text(out / "config.json", json.dumps(cfg, indent=1))
+    trainer = fit(method, out, DataLoader(crops, batch_size=config.batch_size, sampler=StreamSampler(len(crops)),
+                                          drop_last=True),
+                  config.steps, config.checkpoint_every, accelerator=config.accelerator, devices=config.devices,
+                  precision=config.precision, progress=config.progress, resume=resume,
+                  sync_batchnorm=trainer_devices(config.devices) > 1 and _on_gpu(config.accelerator))
+    if trainer.global_rank == 0:
+        save_model(out, method.backbone.cpu(), cfg, None, pretrained_with=config.method)
+    return {"run": str(out), "method": config.method, "steps": int(trainer.global_step), "images": len(paths)}
+
+
+def _on_gpu(accelerator: str) -> bool:
+    """SyncBatchNorm exists for GPUs only; on CPU processes BatchNorm stays per process."""
+    import torch
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def trainer_devices(devices: int | str) -> int:
+    """How many processes a ``devices`` setting asks for (1 for 'auto' or a single device)."""
+    if isinstance(devices, int):
+        return devices
+    if isinstance(devices, str) and devices.isdigit():
+        return int(devices)
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    return 1

@@ -1,0 +1,62 @@
+"""The Lightning set-up shared by fine-tuning and pretraining: one trainer recipe, one fit call.
+
+Runs are budgeted in optimiser steps. An "epoch" is ``every`` steps: validation (when there is
+any) and the resumable ``last`` checkpoint happen at that period.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's start-up banners (GPU/TPU availability, tips); warnings still show."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, every: int, *,
+        accelerator: str = "auto", devices: int | str = 1, precision: str = "32-true", progress: bool = True,
+        val: DataLoader | None = None, monitor: str | None = None, resume: bool = False,
+        callbacks: list[Callback] | None = None, sync_batchnorm: bool = False) -> L.Trainer:
+    """Train ``module`` for ``steps`` optimiser steps, logging to ``out/logs/metrics.csv``.
+
+    Checkpoints go to ``out/checkpoints``: ``last.ckpt`` every ``every`` steps (the resume point;
+    saved on a step count because Lightning resumes an end-of-epoch checkpoint as if that epoch
+    were unfinished) and, with ``monitor``, ``best.ckpt`` (maximum of that validation metric).
+    """
+    quiet_lightning()
+    ckpt_dir = out / "checkpoints"
+    cbs = list(callbacks or [])
+    if monitor:
+        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1))
+    cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=every, save_top_k=1,
+                               enable_version_counter=False))
+    trainer = L.Trainer(accelerator=accelerator, devices=devices, precision=precision, max_steps=steps,
+                        max_epochs=-(-steps // every), logger=CSVLogger(out, name="", version="logs"),
+                        callbacks=cbs, enable_progress_bar=progress, enable_model_summary=False,
+                        num_sanity_val_steps=0, limit_val_batches=1.0 if val is not None else 0,
+                        log_every_n_steps=min(10, every), use_distributed_sampler=False,
+                        sync_batchnorm=sync_batchnorm)
+    last = ckpt_dir / "last.ckpt"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*treespec.*")
+        warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
+        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+        trainer.fit(module, train, val, ckpt_path=str(last) if resume and last.exists() else None)
+    return trainer
+
+
+def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
+    """The ``best`` checkpoint callback of a trainer built by :func:`fit`, if any."""
+    for cb in trainer.checkpoint_callbacks:
+        if cb.monitor and cb.best_model_path:
+            return cb
+    return None

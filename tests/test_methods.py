@@ -1,0 +1,178 @@
+"""One shared tester for every pretraining method, plus a 2-process (gloo) DDP check."""
+import copy
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from pscl import FinetuneConfig, finetune, pretrain
+from pscl.checkpoints import read_model_file
+from pscl.data.views import make_views
+from pscl.methods import METHODS, PretrainConfig, build_method
+from pscl.methods.base import ema_update
+
+from conftest import TINY
+
+TINY_PRE = dict(widths=(8, 16, 32, 64), crop=32, batch_size=8, progress=False, accelerator="cpu")
+
+
+def views(seed=0, batch=8, size=32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, 1, size, size, generator=g)
+    return make_views(x, generator=g)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_one_step_finite_loss_momentum_and_queue(name):
+    torch.manual_seed(0)
+    method = build_method(PretrainConfig(method=name, **TINY_PRE))
+    v1, v2, geo = views()
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    loss, logs, (z1, z2) = method.loss(v1, v2, geo, {"image": v1})
+    assert torch.isfinite(loss) and loss.requires_grad
+    assert z1.shape == z2.shape == (8, 64)
+    if hasattr(method, "queue"):  # the queue pointer advanced and holds the momentum keys
+        assert int(method.queue.ptr) == 8
+        with torch.no_grad():
+            k = torch.nn.functional.normalize(
+                method.global_head_m(method.backbone_m(v2, return_features=True).bottleneck), dim=1)
+        assert torch.allclose(method.queue.keys[:8], k, atol=1e-5)
+        assert torch.allclose(before["queue.keys"][8:], method.queue.keys[8:])
+    loss.backward()
+    opt = torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.1)
+    opt.step()
+    for online, target in method.momentum_pairs():  # exactly the EMA rule
+        old = [p.clone() for p in target.parameters()]
+        m = method.current_momentum()
+        ema_update(online, target, m)
+        for po, pt, p_old in zip(online.parameters(), target.parameters(), old):
+            assert torch.allclose(pt, m * p_old + (1 - m) * po)
+        assert all(not p.requires_grad for p in target.parameters())
+
+
+def micrograph_crops(n=8, size=32):
+    """Normalised crops of synthetic micrographs: structure to learn, unlike pure noise."""
+    import numpy as np
+    from pscl.data import normalize_intensity, synth_micrograph
+    rng = np.random.default_rng(0)
+    crops = []
+    for _ in range(-(-n // 4)):
+        image = normalize_intensity(synth_micrograph(rng, 2 * size)[0].astype(np.float32))
+        crops += [image[y:y + size, x:x + size] for y in (0, size) for x in (0, size)]
+    crops = crops[:n]
+    return torch.from_numpy(np.stack(crops))[:, None]
+
+
+def held_out_loss(method, x, negatives):
+    """The method's loss on fixed views of held-out images, without touching its state.
+
+    Queues are replaced by keys of held-out negatives from the current momentum encoder: a
+    queue filling up with real keys makes the raw training loss rise early in MoCo-style
+    training, whatever the encoder learns.
+    """
+    m = copy.deepcopy(method)
+    with torch.no_grad():
+        if hasattr(m, "queue"):
+            f = m.backbone_m(negatives, return_features=True).bottleneck
+            m.queue.keys.copy_(F.normalize(m.global_head_m(f), dim=1))
+            if hasattr(m, "dense_queue"):
+                m.dense_queue.keys.copy_(F.normalize(m.dense_head_m(f).flatten(2).mean(2), dim=1))
+        v1, v2, geo = make_views(x, generator=torch.Generator().manual_seed(5))
+        return m.loss(v1, v2, geo, {"image": x})[0].item()
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_loss_decreases_over_a_few_dozen_steps(name):
+    torch.manual_seed(1)
+    options = {"queue_size": 32} if name in ("moco", "densecl") else {}
+    method = build_method(PretrainConfig(method=name, lr=3e-3, options=options, **TINY_PRE))
+    opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=3e-3)
+    pool = micrograph_crops(96)
+    train, held_out, negatives = pool[:56], pool[56:64], pool[64:]
+    before = held_out_loss(method, held_out, negatives)
+    for step in range(40):
+        x = train[torch.randperm(56)[:8]]
+        v1, v2, geo = make_views(x)
+        loss, _, _ = method.loss(v1, v2, geo, {"image": x})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        for online, target in method.momentum_pairs():
+            ema_update(online, target, 0.9)
+    after = held_out_loss(method, held_out, negatives)
+    assert after < 0.97 * before, (before, after)
+
+
+def test_unknown_method_and_option_list_choices():
+    with pytest.raises(ValueError, match="choose one of simclr, moco, byol, densecl"):
+        build_method(PretrainConfig(method="nope"))
+    with pytest.raises(ValueError, match="bad option for method 'simclr'"):
+        build_method(PretrainConfig(method="simclr", options={"queue_size": 3}))
+    with pytest.raises(ValueError, match="multiple of 8"):
+        PretrainConfig(crop=30)
+
+
+def test_pretrain_checkpoint_loads_into_finetune(synth_data, tmp_path):
+    pre = tmp_path / "pre"
+    summary = pretrain(synth_data, pre, PretrainConfig(method="moco", steps=6, checkpoint_every=3, **TINY_PRE))
+    assert summary["steps"] == 6
+    payload = read_model_file(pre)
+    assert payload["config"]["method_options"]["queue_size"] == 4096 and payload["pretrained_with"] == "moco"
+    ft = tmp_path / "ft"
+    finetune(synth_data, ft, FinetuneConfig(init=str(pre), steps=4, val_every=2, **{**TINY, "widths": (16,) * 4}))
+    tuned = read_model_file(ft)
+    assert tuned["widths"] == [8, 16, 32, 64]  # taken from the pretrained run
+    first = "encoder.stages.0.0.weight"
+    # the contracting path started from the pretrained weights (lr 1e-4 for 4 steps: still close)
+    assert (tuned["state_dict"][first] - payload["state_dict"][first]).abs().max() < 5e-3
+
+
+# -- DDP: 2 CPU processes (gloo) give the single-process loss on the same global batch ----------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, port, name, v1, v2, result):
+    import torch.distributed as dist
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    method = build_method(PretrainConfig(method=name, norm="group", **TINY_PRE))
+    half = slice(rank * 4, rank * 4 + 4)
+    loss, _, _ = method.loss(v1[half], v2[half], None, {})
+    loss.backward()
+    grads = torch.cat([p.grad.flatten() for p in method.backbone.encoder.parameters()])
+    dist.all_reduce(loss.detach_(), op=dist.ReduceOp.AVG)
+    dist.all_reduce(grads, op=dist.ReduceOp.AVG)  # what DDP does to gradients
+    if rank == 0:
+        result["loss"] = loss.item()
+        result["grads"] = grads
+        if hasattr(method, "queue"):
+            result["queue"] = method.queue.keys[:8].clone()
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("name", ["simclr", "moco"])
+def test_two_process_loss_equals_single_process_loss(name):
+    v1, v2, _ = views(seed=3)
+    torch.manual_seed(0)
+    single = build_method(PretrainConfig(method=name, norm="group", **TINY_PRE))
+    loss, _, _ = single.loss(v1, v2, None, {})
+    loss.backward()
+    grads = torch.cat([p.grad.flatten() for p in single.backbone.encoder.parameters()])
+    with mp.Manager() as manager:
+        result = manager.dict()
+        mp.spawn(_ddp_worker, args=(_free_port(), name, v1, v2, result), nprocs=2, join=True)
+        result = dict(result)
+    if name == "simclr":  # negatives gathered across processes: identical loss and gradient
+        assert result["loss"] == pytest.approx(loss.item(), rel=1e-5)
+        assert torch.allclose(result["grads"], grads, atol=1e-6)
+    else:  # MoCo's loss is per sample; the queue receives the keys of both processes, in order
+        assert result["loss"] == pytest.approx(loss.item(), rel=1e-5)
+        assert torch.allclose(result["queue"], single.queue.keys[:8], atol=1e-6)
