@@ -6,7 +6,9 @@ exists; a rerun skips what is done, and a killed fine-tune resumes from its last
 ``results.json`` and ``report.md`` are rebuilt from those files at the end.
 
 Methods: ``scratch`` (random init), ``full`` (scratch on the whole train split: the upper
-reference; one "round" since it does not depend on the draw).
+reference; one "round" since it does not depend on the draw), and the label-free pretraining
+methods of :mod:`pscl.methods` (pretrained once per dataset and profile, stored in
+``OUT/pretrain/<method>``, then fine-tuned per round with the split learning rates).
 """
 from __future__ import annotations
 
@@ -25,9 +27,11 @@ from pscl.data.folders import load_dataset
 from pscl.data.io import write_text
 from pscl.evaluate import evaluate
 from pscl.finetune import FinetuneConfig, finetune
+from pscl.methods import METHODS as PRETRAIN_METHODS, PretrainConfig
+from pscl.pretrain import pretrain
 from pscl.profiles import profile_settings
 
-METHODS = ("scratch", "full")
+METHODS = ("scratch", "full", *PRETRAIN_METHODS)
 
 
 def provenance() -> dict:
@@ -51,12 +55,28 @@ def provenance() -> dict:
             "torch": torch.__version__}
 
 
+def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, progress: bool) -> tuple[Path | None, float]:
+    """The pretraining run of a method (made, or resumed, if missing) and its wall time."""
+    if method not in PRETRAIN_METHODS:
+        return None, 0.0
+    run = out / "pretrain" / method
+    if (run / "model.pt").exists():
+        return run, float(json.loads((run / "wall.json").read_text())["seconds"]) if (run / "wall.json").exists() else 0.0
+    t0 = time.time()
+    config = PretrainConfig(method=method, seed=seed, progress=progress, **profile_settings(profile, "pretrain"))
+    pretrain(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
+    wall = time.time() - t0
+    write_text(run / "wall.json", json.dumps({"seconds": wall}))
+    return run, wall
+
+
 def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str, out: Path, seed: int,
              progress: bool) -> dict:
     run = out / "runs" / method / f"round{round_index}"
+    init, pretrain_s = _pretrained(data, method, profile, out, seed, progress)
     settings = profile_settings(profile, "finetune")
     config = FinetuneConfig(shots=shots, round=round_index, all_train=method == "full", seed=seed,
-                            progress=progress, **settings)
+                            progress=progress, init=str(init) if init else None, **settings)
     t0 = time.time()
     finetune(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
     t1 = time.time()
@@ -65,7 +85,8 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
             "annotated": scores["config"]["annotated"], "dice_fg": scores["dice_fg"], "dice_all": scores["dice_all"],
             "miou": scores["miou"], "acc": scores["acc"], "per_class": scores["per_class"],
             "selected": json.loads((run / "config.json").read_text())["select"],
-            "config": scores["config"], "wall_s": {"finetune": t1 - t0, "evaluate": time.time() - t1}}
+            "config": scores["config"],
+            "wall_s": {"pretrain": pretrain_s, "finetune": t1 - t0, "evaluate": time.time() - t1}}
 
 
 def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHODS), shots: int = 1,
@@ -104,7 +125,8 @@ def collect(out: Path, name: str, classes: list[str], methods: list[str], shots:
                          **{f"{k}_std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in agg.items()},
                          "per_class_dice_mean": {c: float(np.nanmean([r["per_class"][c]["dice"] for r in rows]))
                                                  for c in classes}}
-    summary = {"dataset": name, "shots": shots, "profile": profile, "profile_settings": profile_settings(profile, "finetune"),
+    summary = {"dataset": name, "shots": shots, "profile": profile,
+               "profile_settings": {stage: profile_settings(profile, stage) for stage in ("pretrain", "finetune")},
                "command": command, **provenance(), "methods": table}
     write_text(out / "results.json", json.dumps(summary, indent=1, default=float))
     write_text(out / "report.md", report(summary, classes))

@@ -143,13 +143,28 @@ def predict(run: Path, source: Path, out: Path = typer.Option(..., "--out"),
 
 @app.command()
 @_errors_exit
-def bench(data: Path, out: Path = typer.Option(..., "--out"),
+def bench(data: str = typer.Argument(..., help="dataset folder, or 'speed' for the speed benchmark"),
+          out: Path = typer.Option(..., "--out"),
           methods: str = typer.Option("scratch,full", help="comma-separated methods"),
           shots: int = 1, rounds: int = 5, profile: str = "quick", seed: int = 0, progress: bool = False) -> None:
-    """Run the paper's protocol (resumable): fine-tune per round, evaluate on test, write a report."""
+    """Run the paper's protocol (resumable) and write a report; `pscl bench speed` measures speed."""
+    command = "pscl " + " ".join(sys.argv[1:])
+    if data == "speed":
+        from pscl.speed import measure_speed, speed_table
+        from pscl.bench import provenance
+        from pscl.data.io import write_text
+        pre = [m for m in methods.split(",") if m in api.METHODS] or list(api.METHODS)
+        result = {**measure_speed(pre), **provenance(), "command": command}
+        write_text(out / "speed.json", json.dumps(result, indent=1))
+        table = speed_table(result)
+        write_text(out / "speed.md", f"# Speed\n\n- command: `{command}`\n- commit: {result['commit']}\n"
+                                     f"- machine: {result['machine']}\n- date: {result['date']}\n"
+                                     f"- sizes: {result['config']}\n\n{table}")
+        console.print(table)
+        return
     from pscl.bench import run_bench
-    summary = run_bench(data, out, methods.split(","), shots=shots, rounds=rounds, profile=profile, seed=seed,
-                        progress=progress, log=console.print, command="pscl " + " ".join(sys.argv[1:]))
+    run_bench(Path(data), out, methods.split(","), shots=shots, rounds=rounds, profile=profile, seed=seed,
+              progress=progress, log=console.print, command=command)
     console.print((Path(out) / "report.md").read_text())
 
 
