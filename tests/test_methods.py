@@ -11,12 +11,32 @@ import torch.nn.functional as F
 from pscl import FinetuneConfig, finetune, pretrain
 from pscl.checkpoints import read_model_file
 from pscl.data.views import make_views
-from pscl.methods import METHODS, PretrainConfig, build_method
+from pscl.methods import GUIDED, METHODS, PretrainConfig, build_method
 from pscl.methods.base import ema_update
 
 from conftest import TINY
 
 TINY_PRE = dict(widths=(8, 16, 32, 64), crop=32, batch_size=8, progress=False, accelerator="cpu")
+CLASSES = ["matrix", "lamellar", "precipitate"]
+
+
+def config_for(name, **kw):
+    """A tiny config; guided methods get classes and a small top_k for 32 px crops."""
+    if name in GUIDED:
+        kw.setdefault("classes", CLASSES)
+        kw["options"] = {"top_k": 2, **kw.get("options", {})}
+    return PretrainConfig(method=name, **{**TINY_PRE, **kw})
+
+
+def batch_for(name, x, seed=0):
+    """The training batch of a method: guided ones carry the annotated crop's mask first."""
+    if name not in GUIDED:
+        return {"image": x}
+    import numpy as np
+    from pscl.data import synth_micrograph
+    _, mask = synth_micrograph(np.random.default_rng(seed), x.shape[-1] * 2)
+    return {"image": x, "mask": torch.from_numpy(mask[:x.shape[-1], :x.shape[-1]].astype(np.int64))[None],
+            "annotated": 1}
 
 
 def views(seed=0, batch=8, size=32):
@@ -28,10 +48,10 @@ def views(seed=0, batch=8, size=32):
 @pytest.mark.parametrize("name", list(METHODS))
 def test_one_step_finite_loss_momentum_and_queue(name):
     torch.manual_seed(0)
-    method = build_method(PretrainConfig(method=name, **TINY_PRE))
+    method = build_method(config_for(name))
     v1, v2, geo = views()
     before = {k: v.clone() for k, v in method.state_dict().items()}
-    loss, logs, (z1, z2) = method.loss(v1, v2, geo, {"image": v1})
+    loss, logs, (z1, z2) = method.loss(v1, v2, geo, batch_for(name, v1))
     assert torch.isfinite(loss) and loss.requires_grad
     assert z1.shape == z2.shape == (8, 64)
     if hasattr(method, "queue"):  # the queue pointer advanced and holds the momentum keys
@@ -75,20 +95,25 @@ def held_out_loss(method, x, negatives):
     """
     m = copy.deepcopy(method)
     with torch.no_grad():
+        if hasattr(m, "prototype_queues"):  # the same fixed random prototypes before and after
+            g = torch.Generator().manual_seed(9)
+            for q in m.prototype_queues:
+                q.keys.copy_(F.normalize(torch.randn(q.keys.shape, generator=g), dim=1))
+                q.classes.fill_(-1)
         if hasattr(m, "queue"):
             f = m.backbone_m(negatives, return_features=True).bottleneck
             m.queue.keys.copy_(F.normalize(m.global_head_m(f), dim=1))
             if hasattr(m, "dense_queue"):
                 m.dense_queue.keys.copy_(F.normalize(m.dense_head_m(f).flatten(2).mean(2), dim=1))
         v1, v2, geo = make_views(x, generator=torch.Generator().manual_seed(5))
-        return m.loss(v1, v2, geo, {"image": x})[0].item()
+        return m.loss(v1, v2, geo, batch_for(m.config.method, x))[0].item()
 
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_loss_decreases_over_a_few_dozen_steps(name):
     torch.manual_seed(1)
-    options = {"queue_size": 32} if name in ("moco", "densecl") else {}
-    method = build_method(PretrainConfig(method=name, lr=3e-3, options=options, **TINY_PRE))
+    options = {"queue_size": 32} if name in ("moco", "densecl", "pscl-moco") else {}
+    method = build_method(config_for(name, lr=3e-3, options=options))
     opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=3e-3)
     pool = micrograph_crops(96)
     train, held_out, negatives = pool[:56], pool[56:64], pool[64:]
@@ -96,7 +121,7 @@ def test_loss_decreases_over_a_few_dozen_steps(name):
     for step in range(40):
         x = train[torch.randperm(56)[:8]]
         v1, v2, geo = make_views(x)
-        loss, _, _ = method.loss(v1, v2, geo, {"image": x})
+        loss, _, _ = method.loss(v1, v2, geo, batch_for(name, x, step))
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -8,10 +8,10 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from pscl.checkpoints import save_model
-from pscl.data.crops import RandomCropDataset, StreamSampler
+from pscl.data.crops import GuidedBatches, RandomCropDataset, StreamSampler
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import DataError, load_micrograph, write_text
-from pscl.methods import PretrainConfig, build_method
+from pscl.methods import GUIDED, PretrainConfig, build_method
 from pscl.training import fit
 
 
@@ -30,18 +30,29 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
     if not paths:
         raise DataError(f"{ds.root}: no images to pretrain on (unlabeled/ and the train split are empty)")
     config.dataset = str(ds.root)
+    images = [load_micrograph(p) for p in paths]
+    if config.method in GUIDED:
+        if ds.classes is None:
+            raise DataError(f"{ds.root}: {config.method} needs a dataset folder with annotated images")
+        config.classes = list(ds.classes)
+        config.annotated = ds.shots(config.shots, config.round)
+        data_stream = GuidedBatches([ds.load_image(s) for s in config.annotated],
+                                    [ds.load_mask(s) for s in config.annotated], images, config.crop,
+                                    config.batch_size, config.checkpoint_every, seed=config.seed,
+                                    annotated_in_batch=config.annotated_in_batch)
+        loader = DataLoader(data_stream, batch_size=None, sampler=StreamSampler(len(data_stream)))
+    else:
+        crops = RandomCropDataset(images, None, config.crop, config.checkpoint_every * config.batch_size,
+                                  seed=config.seed, augment=False)
+        loader = DataLoader(crops, batch_size=config.batch_size, sampler=StreamSampler(len(crops)), drop_last=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
     method = build_method(config)
-    images = [load_micrograph(p) for p in paths]
-    crops = RandomCropDataset(images, None, config.crop, config.checkpoint_every * config.batch_size,
-                              seed=config.seed, augment=False)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = {**asdict(config), "method_options": asdict(method.hp), "images": len(paths)}
     write_text(out / "config.json", json.dumps(cfg, indent=1))
-    trainer = fit(method, out, DataLoader(crops, batch_size=config.batch_size, sampler=StreamSampler(len(crops)),
-                                          drop_last=True),
-                  config.steps, config.checkpoint_every, accelerator=config.accelerator, devices=config.devices,
+    trainer = fit(method, out, loader, config.steps, config.checkpoint_every, accelerator=config.accelerator,
+                  devices=config.devices,
                   precision=config.precision, progress=config.progress, resume=resume,
                   sync_batchnorm=trainer_devices(config.devices) > 1 and _on_gpu(config.accelerator))
     if trainer.global_rank == 0:

@@ -33,24 +33,28 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     """
     quiet_lightning()
     ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    resuming = resume and last.exists()
+    # a resumed run logs to a new file: Lightning's CSV logger would wipe the earlier one
+    log_version = "logs" if not resuming else f"logs-resumed-{len(list(out.glob('logs-resumed-*'))) + 1}"
     cbs = list(callbacks or [])
     if monitor:
         cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1))
     cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=every, save_top_k=1,
                                enable_version_counter=False))
     trainer = L.Trainer(accelerator=accelerator, devices=devices, precision=precision, max_steps=steps,
-                        max_epochs=-(-steps // every), logger=CSVLogger(out, name="", version="logs"),
+                        max_epochs=-(-steps // every), logger=CSVLogger(out, name="", version=log_version),
                         callbacks=cbs, enable_progress_bar=progress, enable_model_summary=False,
                         num_sanity_val_steps=0, limit_val_batches=1.0 if val is not None else 0,
                         log_every_n_steps=min(10, every), use_distributed_sampler=False,
                         sync_batchnorm=sync_batchnorm)
-    last = ckpt_dir / "last.ckpt"
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*treespec.*")
         warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-        trainer.fit(module, train, val, ckpt_path=str(last) if resume and last.exists() else None)
+        warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+        trainer.fit(module, train, val, ckpt_path=str(last) if resuming else None)
     return trainer
 
 

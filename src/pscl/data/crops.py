@@ -90,3 +90,32 @@ class StreamSampler(Sampler[int]):
 
     def __iter__(self):
         return iter(range(self.epoch * self.length, (self.epoch + 1) * self.length))
+
+
+class GuidedBatches(Dataset):
+    """Whole batches for guided pretraining (PSCL): the annotated crop first, then unlabelled ones.
+
+    Item ``i`` is a dict: ``image`` (B, 1, S, S), ``mask`` (1, S, S) long (the annotated crop's
+    labels), ``annotated`` (1, or 0 when the annotated image is left out: the ablation). With K
+    annotated images, one is drawn per step. Seeded by (seed, i) like :class:`RandomCropDataset`;
+    use it with ``DataLoader(batch_size=None)``.
+    """
+
+    def __init__(self, annotated: list[np.ndarray], masks: list[np.ndarray], unlabeled: list[np.ndarray],
+                 size: int, batch_size: int, length: int, seed: int = 0, annotated_in_batch: bool = True):
+        if batch_size < 2:
+            raise ValueError(f"guided batches need batch_size >= 2 (annotated + unlabelled), got {batch_size}")
+        self.labelled = RandomCropDataset(annotated, masks, size, length, seed, augment=False)
+        self.unlabeled = RandomCropDataset(unlabeled, None, size, length * batch_size, seed + 1, augment=False)
+        self.batch_size, self.length, self.with_annotated = batch_size, length, annotated_in_batch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        n_unlabeled = self.batch_size - 1 if self.with_annotated else self.batch_size
+        crops = [self.unlabeled[i * self.batch_size + j] for j in range(n_unlabeled)]
+        if not self.with_annotated:
+            return {"image": torch.stack(crops), "annotated": 0}
+        image, mask = self.labelled[i]
+        return {"image": torch.stack([image, *crops]), "mask": mask[None], "annotated": 1}

@@ -1,7 +1,7 @@
 """Losses as pure tensor functions, formula in each docstring."""
 from pscl.losses.contrastive import (alignment_uniformity, byol_loss, dense_correspondence, info_nce,
-                                     nt_xent)
+                                     nt_xent, prototype_info_nce)
 from pscl.losses.segmentation import class_weights, segmentation_loss, soft_dice_loss
 
-__all__ = ["alignment_uniformity", "byol_loss", "class_weights", "dense_correspondence", "info_nce", "nt_xent",
+__all__ = ["alignment_uniformity", "byol_loss", "class_weights", "dense_correspondence", "info_nce", "nt_xent", "prototype_info_nce",
            "segmentation_loss", "soft_dice_loss"]

@@ -86,3 +86,27 @@ def alignment_uniformity(z1: torch.Tensor, z2: torch.Tensor) -> tuple[float, flo
     sq = torch.pdist(z).pow(2)
     uniform = sq.mul(-2).exp().mean().log().item() if sq.numel() else 0.0
     return align, uniform
+
+
+def prototype_info_nce(q: torch.Tensor, k: torch.Tensor, prototypes: torch.Tensor, soft_positive: torch.Tensor,
+                       row_weight: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """PSCL-MoCo's patch loss: InfoNCE against a queue of class prototypes with soft positives.
+
+    For query i with key k_i and queued prototypes P_j (normalised):
+
+        l_i = [q_i.k_i, q_i.P_1, ..., q_i.P_Q] / tau
+        t_i = [1, w_i1, ..., w_iQ] / (1 + sum_j w_ij)          (soft_positive = w, >= 0)
+        L = sum_i rho_i * CE(t_i, softmax(l_i)) / sum_i rho_i    (row_weight = rho, >= 0)
+
+    q, k: (N, D), normalised here; prototypes: (Q, D) normalised; soft_positive: (N, Q);
+    row_weight: (N,). With w = 0 and rho = 1 this is :func:`info_nce`.
+    """
+    q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ prototypes.T], 1) / temperature  # (N, 1+Q)
+    target = torch.cat([torch.ones_like(logits[:, :1]), soft_positive.to(logits.dtype)], 1)
+    target = target / target.sum(1, keepdim=True)
+    per_row = -(target * logits.log_softmax(1)).sum(1)  # (N,)
+    total = row_weight.sum()
+    if total <= 0:
+        return per_row.mean() * 0.0
+    return (row_weight * per_row).sum() / total

@@ -5,9 +5,13 @@ from pscl.methods.base import PretrainConfig, PretrainMethod
 from pscl.methods.byol import BYOL
 from pscl.methods.densecl import DenseCL
 from pscl.methods.moco import MoCo
+from pscl.methods.pscl_moco import PSCLMoCo
+from pscl.methods.pscl_simclr import PSCLSimCLR
 from pscl.methods.simclr import SimCLR
 
-METHODS: dict[str, type[PretrainMethod]] = {"simclr": SimCLR, "moco": MoCo, "byol": BYOL, "densecl": DenseCL}
+METHODS: dict[str, type[PretrainMethod]] = {"simclr": SimCLR, "moco": MoCo, "byol": BYOL, "densecl": DenseCL,
+                                            "pscl-simclr": PSCLSimCLR, "pscl-moco": PSCLMoCo}
+GUIDED = ("pscl-simclr", "pscl-moco")  # need annotated images: pretrained per round
 
 
 def build_method(config: PretrainConfig) -> PretrainMethod:
@@ -17,4 +21,4 @@ def build_method(config: PretrainConfig) -> PretrainMethod:
     return METHODS[config.method](config)
 
 
-__all__ = ["METHODS", "PretrainConfig", "PretrainMethod", "build_method"]
+__all__ = ["GUIDED", "METHODS", "PretrainConfig", "PretrainMethod", "build_method"]

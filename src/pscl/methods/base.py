@@ -48,6 +48,12 @@ class PretrainConfig:
     precision: str = "32-true"
     progress: bool = True
     dataset: str = ""
+    # guided methods (PSCL): which annotated image(s), as in fine-tuning; filled in by pretrain()
+    shots: int = 1
+    round: int = 0
+    annotated_in_batch: bool = True
+    classes: list[str] | None = None
+    annotated: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "crop", "log_every", "checkpoint_every"):

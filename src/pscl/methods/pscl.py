@@ -1,0 +1,135 @@
+"""PSCL (Bao et al., Sci. Rep. 2025): image + patch contrast at three decoder scales, with patches
+sampled by feature similarity to the annotated image (``../shared/docs/pscl-method.md``).
+
+Each step's batch holds the annotated crop first (its label map travels with it) and unlabelled
+crops after it. Per scale s (decoder maps at 1/4, 1/2, 1/1):
+
+1. dense embeddings of both views (one :class:`DenseHead` per scale);
+2. templates: K_s = top_k * 2^s cells per class of the annotated crop, by class coverage in
+   view 2's frame (:func:`pscl.sampling.select_templates`);
+3. every unlabelled crop's view-2 cells matched greedily one-to-one to the templates by
+   similarity (or at random: the ablation), inheriting the templates' classes and weights;
+4. the positive of a sampled view-2 cell is the view-1 cell that sees the same material (the
+   tracked geometry); the variant's patch loss contrasts them.
+
+L = (1 - a) L_image + a * mean_s L_patch_s. Subclasses give the two variants (SimCLR, MoCo).
+Generalised beyond the paper's code: any number of classes, any crop size (multiple of 8).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pscl.data.views import ViewGeometry, cell_coverage
+from pscl.methods.base import PretrainMethod
+from pscl.nn import DenseHead, GlobalHead
+from pscl.sampling import match_greedy, match_random, select_templates
+
+SCALE_STRIDES = (4, 2, 1)  # decoder outputs of scales s = 0, 1, 2
+
+
+@dataclass
+class PSCLHparams:
+    """Shared switches; ``scales`` and ``sampling`` and ``a`` make the ablations."""
+
+    a: float = 0.7
+    top_k: int = 4
+    temperature: float = 0.5
+    scales: tuple[int, ...] = (0, 1, 2)
+    sampling: str = "similarity"  # or "random"
+    dim: int = 64
+
+    def __post_init__(self):
+        self.scales = tuple(int(s) for s in self.scales)
+        if not 0 <= self.a <= 1:
+            raise ValueError(f"a must lie in [0, 1], got {self.a}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not self.scales or not set(self.scales) <= {0, 1, 2}:
+            raise ValueError(f"scales must be a non-empty subset of (0, 1, 2), got {self.scales}")
+        if self.sampling not in ("similarity", "random"):
+            raise ValueError(f"sampling must be 'similarity' or 'random', got {self.sampling!r}")
+
+
+@dataclass
+class PatchSample:
+    """Sampled cells of one scale: view-2 cells (B, T), their view-1 partners (B, T), the
+    (pseudo-)class of each column (T,) and each cell's coverage weight (B, T)."""
+
+    cells2: torch.Tensor
+    cells1: torch.Tensor
+    classes: torch.Tensor | None
+    weights: torch.Tensor
+
+
+class PSCLBase(PretrainMethod):
+    """Heads and patch sampling shared by both variants."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        if not config.classes:
+            raise ValueError("PSCL needs the class names of the annotated dataset (config.classes)")
+        self.num_classes = len(config.classes)
+        w = self.backbone.widths  # decoder channels at scales 0, 1, 2: w2, w1, w0
+        self.global_head = GlobalHead(w[-1], out=self.hp.dim)
+        self.dense_heads = nn.ModuleList(DenseHead(w[2 - s], out=self.hp.dim) for s in range(3))
+        grid = config.crop // 4
+        if self.num_classes * self.hp.top_k > grid * grid:
+            raise ValueError(f"{self.num_classes} classes x top_k {self.hp.top_k} exceed the {grid}x{grid} cells "
+                             f"of scale 0 at crop {config.crop}")
+
+    def per_class(self, scale: int) -> int:
+        return self.hp.top_k * 2 ** scale
+
+    @torch.no_grad()
+    def sample(self, scale: int, e2: torch.Tensor, geometry: ViewGeometry, batch: dict) -> PatchSample:
+        """Choose the cells of one scale. e2: (B, D, N) view-2 embeddings (detached use)."""
+        b, _, n = e2.shape
+        grid = int(round(n ** 0.5))
+        k = self.per_class(scale)
+        t = self.num_classes * k
+        n_annotated = int(batch.get("annotated", 0))
+        match = geometry.match_cells(grid)  # (B, N): view-2 cell -> view-1 cell
+        if n_annotated == 0:  # ablation: no annotated image, random cells, no classes
+            cells2 = match_random(b, t, n, device=e2.device)
+            return PatchSample(cells2, match.gather(1, cells2), None, torch.ones(b, t, device=e2.device))
+        coverage = cell_coverage(batch["mask"][:1], self.num_classes, grid, _first(geometry))[0].flatten(1)
+        tmpl_cells, classes, tmpl_weights = select_templates(coverage, k)
+        others = b - 1
+        if self.hp.sampling == "random":
+            assigned = match_random(others, t, n, device=e2.device)
+        else:
+            emb = F.normalize(e2.float(), dim=1)
+            templates = emb[0][:, tmpl_cells]  # (D, T)
+            sim = torch.einsum("dt,bdn->btn", templates, emb[1:])  # (B-1, T, N)
+            assigned = match_greedy(sim)
+        cells2 = torch.cat([tmpl_cells[None], assigned], 0)  # (B, T)
+        weights = tmpl_weights[None].expand(b, t).contiguous()
+        return PatchSample(cells2, match.gather(1, cells2), classes, weights)
+
+    def embed_scales(self, features: list[torch.Tensor], heads: nn.ModuleList) -> dict[int, torch.Tensor]:
+        """(B, D, N) embeddings per used scale from the decoder maps."""
+        return {s: heads[s](features[s]).flatten(2) for s in self.hp.scales}
+
+    def combine(self, image_loss: torch.Tensor, patch_losses: dict[int, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        patch = torch.stack(list(patch_losses.values())).mean()
+        loss = (1 - self.hp.a) * image_loss + self.hp.a * patch
+        logs = {"loss_image": image_loss.detach(), "loss_patch": patch.detach(),
+                **{f"loss_patch_s{s}": v.detach() for s, v in patch_losses.items()}}
+        return loss, logs
+
+
+def _first(geometry: ViewGeometry) -> ViewGeometry:
+    return ViewGeometry(geometry.matrix[:1], geometry.offset[:1], geometry.flip[:1], geometry.quarter_turns[:1],
+                        geometry.crop_scale[:1])
+
+
+def gather_cells(e: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """(B, D, N) embeddings at (B, T) cell indices -> (B*T, D)."""
+    picked = e.gather(2, cells[:, None, :].expand(-1, e.shape[1], -1))  # (B, D, T)
+    return picked.permute(0, 2, 1).reshape(-1, e.shape[1])

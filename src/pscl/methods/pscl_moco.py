@@ -1,0 +1,122 @@
+"""PSCL-MoCo: MoCo on the global head + a prototype queue for the sampled cells.
+
+Per scale: queries are online view-1 cells, keys the momentum encoder's view-2 cells at the
+matching positions. Negatives are a queue of per-class prototypes (the weighted mean key of each
+class block of each image, weights = class coverage). Queued prototypes of the same class as a
+query get a soft positive target weight ``soft_weight * max(0, 1 - decay * age)``, age in steps
+since they were queued (decay 0.2 per step: gone after 5 steps). Each row is weighted by its
+cell's class coverage, so filler cells of a class too small for its block count little.
+top_k = 30 in the paper; its GPU budget allows that, a CPU profile may lower it.
+
+Our choices where the method text leaves room: ``soft_weight`` 0.1 (the positive key has target
+weight 1 before normalisation), tau 0.2 as in MoCo v2, one prototype queue per scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pscl.losses import info_nce, prototype_info_nce
+from pscl.losses.distributed import gather_no_grad
+from pscl.methods.base import momentum_copy
+from pscl.methods.moco import KeyQueue
+from pscl.methods.pscl import PSCLBase, PSCLHparams, gather_cells
+
+
+@dataclass
+class PSCLMoCoHparams(PSCLHparams):
+    top_k: int = 30
+    temperature: float = 0.2
+    momentum: float = 0.99
+    queue_size: int = 4096
+    prototype_queue_size: int = 1024
+    soft_weight: float = 0.1
+    decay: float = 0.2
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+
+
+class PrototypeQueue(torch.nn.Module):
+    """FIFO of class prototypes with their class and the step they were queued (buffers)."""
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
+        self.register_buffer("classes", torch.full((size,), -1, dtype=torch.long))  # -1: empty slot
+        self.register_buffer("steps", torch.zeros(size, dtype=torch.long))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def push(self, keys: torch.Tensor, classes: torch.Tensor, step: int) -> None:
+        keys, classes = gather_no_grad(keys), gather_no_grad(classes)
+        size = self.keys.shape[0]
+        n = min(keys.shape[0], size)
+        idx = (self.ptr + torch.arange(n, device=keys.device)) % size
+        self.keys[idx] = F.normalize(keys[-n:], dim=1)
+        self.classes[idx] = classes[-n:]
+        self.steps[idx] = step
+        self.ptr.fill_(int((self.ptr + keys.shape[0]) % size))
+
+    def soft_positive(self, query_classes: torch.Tensor, step: int, weight: float, decay: float) -> torch.Tensor:
+        """(N, Q) soft target weights: same class, decaying with age."""
+        age = (step - self.steps).clamp(min=0).float()
+        w = weight * (1 - decay * age).clamp(min=0) * (self.classes >= 0)
+        return (query_classes[:, None] == self.classes[None]) * w[None]
+
+
+class PSCLMoCo(PSCLBase):
+    hparams_class = PSCLMoCoHparams
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.backbone_m = momentum_copy(self.backbone)
+        self.global_head_m = momentum_copy(self.global_head)
+        self.dense_heads_m = momentum_copy(self.dense_heads)
+        self.queue = KeyQueue(self.hp.queue_size, self.hp.dim)
+        self.prototype_queues = torch.nn.ModuleList(PrototypeQueue(self.hp.prototype_queue_size, self.hp.dim)
+                                                    for _ in range(3))
+
+    def momentum_pairs(self):
+        return [(self.backbone, self.backbone_m), (self.global_head, self.global_head_m),
+                (self.dense_heads, self.dense_heads_m)]
+
+    def loss(self, view1, view2, geometry, batch):
+        out1 = self.backbone(view1, return_features=True)
+        q = self.global_head(out1.bottleneck)
+        with torch.no_grad():
+            out2 = self.backbone_m(view2, return_features=True)
+            k = F.normalize(self.global_head_m(out2.bottleneck), dim=1)
+            keys = {s: F.normalize(v, dim=1) for s, v in self.embed_scales(out2.decoder, self.dense_heads_m).items()}
+        image_loss = info_nce(q, k, self.queue.keys.clone().detach(), self.hp.temperature)
+        self.queue.push(k)
+        queries = self.embed_scales(out1.decoder, self.dense_heads)
+        patch, step = {}, int(self.global_step)
+        for s in self.hp.scales:
+            if self.hp.a == 0:
+                patch[s] = image_loss * 0.0
+                break
+            picked = self.sample(s, keys[s], geometry, batch)
+            b, t = picked.cells2.shape
+            qs, ks = gather_cells(queries[s], picked.cells1), gather_cells(keys[s], picked.cells2)  # (B*T, D)
+            classes = (picked.classes if picked.classes is not None
+                       else torch.arange(t, device=qs.device)).repeat(b)  # no classes: each column its own
+            queue = self.prototype_queues[s]
+            soft = queue.soft_positive(classes, step, self.hp.soft_weight, self.hp.decay)
+            patch[s] = prototype_info_nce(qs, ks, queue.keys.clone().detach(), soft, picked.weights.reshape(-1),
+                                          self.hp.temperature)
+            # prototypes: coverage-weighted mean key of each class block of each image
+            with torch.no_grad():
+                blocks = classes.reshape(b, t)
+                w = picked.weights + 1e-6  # a block of zero-coverage fillers still yields a mean
+                onehot = F.one_hot(blocks, int(blocks.max()) + 1).float() * w[..., None]  # (B, T, C')
+                protos = torch.einsum("btc,btd->bcd", onehot, ks.reshape(b, t, -1)) / onehot.sum(1)[..., None]
+                present = onehot.sum(1) > 0  # (B, C')
+                proto_classes = torch.arange(onehot.shape[-1], device=qs.device).expand(b, -1)
+                queue.push(protos[present], proto_classes[present], step)
+        loss, logs = self.combine(image_loss, patch)
+        return loss, logs, (q, k)

@@ -1,0 +1,47 @@
+"""PSCL-SimCLR: NT-Xent on the global head + class-masked NT-Xent on sampled cells.
+
+Patch loss per scale: NT-Xent over all sampled cells of the batch, both views; for an anchor,
+cells of the same (pseudo-)class are removed from its negatives (not made positives); its only
+positive is the matching cell of the other view. tau = 0.5, top_k = 4 (the method spec).
+Cells and their classes are gathered across processes like SimCLR's global embeddings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pscl.losses import nt_xent
+from pscl.losses.distributed import gather_no_grad, gather_with_grad, local_rows
+from pscl.methods.pscl import PSCLBase, PSCLHparams, gather_cells
+
+
+@dataclass
+class PSCLSimCLRHparams(PSCLHparams):
+    pass
+
+
+class PSCLSimCLR(PSCLBase):
+    hparams_class = PSCLSimCLRHparams
+
+    def loss(self, view1, view2, geometry, batch):
+        out1 = self.backbone(view1, return_features=True)
+        out2 = self.backbone(view2, return_features=True)
+        z1, z2 = self.global_head(out1.bottleneck), self.global_head(out2.bottleneck)
+        image_loss = nt_xent(gather_with_grad(z1), gather_with_grad(z2), self.hp.temperature,
+                             rows=local_rows(z1.shape[0]))
+        e1, e2 = self.embed_scales(out1.decoder, self.dense_heads), self.embed_scales(out2.decoder, self.dense_heads)
+        patch = {}
+        if self.hp.a > 0:
+            for s in self.hp.scales:
+                picked = self.sample(s, e2[s].detach(), geometry, batch)
+                p1, p2 = gather_cells(e1[s], picked.cells1), gather_cells(e2[s], picked.cells2)  # (B*T, D)
+                labels = None if picked.classes is None else picked.classes.repeat(picked.cells2.shape[0])
+                if labels is None:  # every cell its own instance
+                    patch[s] = nt_xent(gather_with_grad(p1), gather_with_grad(p2), self.hp.temperature,
+                                       rows=local_rows(p1.shape[0]))
+                else:
+                    patch[s] = nt_xent(gather_with_grad(p1), gather_with_grad(p2), self.hp.temperature,
+                                       labels=gather_no_grad(labels), rows=local_rows(p1.shape[0]))
+        else:
+            patch[self.hp.scales[0]] = image_loss * 0.0
+        loss, logs = self.combine(image_loss, patch)
+        return loss, logs, (z1, z2)

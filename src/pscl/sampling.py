@@ -1,0 +1,98 @@
+"""PSCL's patch sampling: class templates from the annotated image, greedy one-to-one matching.
+
+At each scale, with K = top_k * 2^s cells per class (``../shared/docs/pscl-method.md``):
+
+1. :func:`select_templates`: on the annotated image, for each class in turn the K cells of highest
+   coverage of that class (ties broken by small noise), never reusing a cell. A class with too few
+   cells fills its block with the best remaining cells (they carry low coverage weight).
+2. :func:`match_greedy`: each unlabelled image's cells are matched to the C*K templates by
+   embedding similarity, greedily and one-to-one in template order (template r takes its most
+   similar free cell); the cell inherits template r's class.
+
+:func:`match_greedy` is vectorised over images and gives the result of the sequential rule
+(:func:`match_greedy_reference`) on tie-free inputs. It works in rounds; in each round every
+pending template proposes its most similar free cell, and template r's proposal is final when no
+earlier pending template could still take that cell, i.e. when the cell is not in the remaining
+(not yet passed) part of any earlier pending template's ranked candidate list. Then no earlier
+template can take it and r's sequential choice is that cell. The first pending template always
+qualifies, so each round settles at least one template per image; in practice a few rounds
+settle all of them.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def select_templates(coverage: torch.Tensor, per_class: int, generator: torch.Generator | None = None,
+                     noise: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cells of the annotated image for each class block.
+
+    coverage: (C, N) class coverage of each of N cells (fractions in 0..1).
+    Returns (cells (C*K,), classes (C*K,), weights (C*K,) = the cell's coverage of its block's
+    class); blocks in class order.
+    """
+    c, n = coverage.shape
+    if c * per_class > n:
+        raise ValueError(f"{c} classes x {per_class} cells per class exceed the {n} cells of the grid; "
+                         "lower top_k or use larger crops")
+    jitter = torch.rand(coverage.shape, generator=generator, device=coverage.device) * noise
+    scores = coverage + jitter.to(coverage.device)
+    free = torch.ones(n, dtype=torch.bool, device=coverage.device)
+    cells = []
+    for k in range(c):  # a loop over classes, not over cells
+        pick = scores[k].masked_fill(~free, float("-inf")).topk(per_class).indices
+        free[pick] = False
+        cells.append(pick)
+    cells = torch.cat(cells)
+    classes = torch.arange(c, device=coverage.device).repeat_interleave(per_class)
+    return cells, classes, coverage[classes, cells]
+
+
+def match_greedy_reference(similarity: torch.Tensor) -> torch.Tensor:
+    """The sequential rule, one image at a time: (B, T, N) similarities -> (B, T) cell indices."""
+    b, t, n = similarity.shape
+    out = torch.empty(b, t, dtype=torch.long)
+    for i in range(b):
+        free = torch.ones(n, dtype=torch.bool)
+        for r in range(t):
+            cell = int(similarity[i, r].masked_fill(~free, float("-inf")).argmax())
+            out[i, r] = cell
+            free[cell] = False
+    return out
+
+
+def match_greedy(similarity: torch.Tensor) -> torch.Tensor:
+    """Vectorised greedy one-to-one matching (see module doc): (B, T, N) -> (B, T) cell indices."""
+    b, t, n = similarity.shape
+    if t > n:
+        raise ValueError(f"{t} templates cannot be matched one-to-one to {n} cells")
+    dev = similarity.device
+    # template r can only ever take one of its T best cells (at most T - 1 are taken before it)
+    cand = similarity.topk(t, dim=2).indices  # (B, T, R=T), best first
+    rank = torch.full((b, t, n), t, dtype=torch.int32, device=dev)  # rank of each cell in r's list
+    rank.scatter_(2, cand, torch.arange(t, dtype=torch.int32, device=dev).expand(b, t, t).contiguous())
+    taken = torch.zeros(b, n + 1, dtype=torch.bool, device=dev)  # column n: a sink for non-accepted rows
+    pending = torch.ones(b, t, dtype=torch.bool, device=dev)
+    out = torch.zeros(b, t, dtype=torch.long, device=dev)
+    earlier = torch.ones(t, t, dtype=torch.bool, device=dev).tril(-1)  # [r, q]: q < r
+    while pending.any():
+        # each pending template's best free candidate: first untaken entry of its list
+        free = ~taken.gather(1, cand.reshape(b, -1)).reshape(b, t, t)
+        first = free.int().argmax(2)  # (B, T)
+        prop = cand.gather(2, first[..., None]).squeeze(2)  # (B, T)
+        # blocked[b, r]: some earlier pending q still has prop[r] in the unpassed part of its list
+        r_of = rank.gather(2, prop[:, None, :].expand(b, t, t))  # [b, q, r] = rank of prop[r] in q's list
+        reachable = (r_of >= first[:, :, None]) & (r_of < t)  # [b, q, r]
+        blocked = (reachable & pending[:, :, None] & earlier.T[None]).any(1)  # over q < r
+        accept = pending & ~blocked
+        out = torch.where(accept, prop, out)
+        taken.scatter_(1, torch.where(accept, prop, n), True)
+        pending &= ~accept
+    return out
+
+
+def match_random(batch: int, templates: int, cells: int, generator: torch.Generator | None = None,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """The ablation: ``templates`` distinct random cells per image, (B, T)."""
+    noise = torch.rand(batch, cells, generator=generator, device=device)
+    return noise.topk(templates, dim=1).indices

@@ -1,0 +1,95 @@
+"""PSCL: prototype loss by hand, ablation switches, guided batches, K > 1, pretraining end to end."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pscl import pretrain
+from pscl.checkpoints import read_model_file
+from pscl.data import load_dataset
+from pscl.data.crops import GuidedBatches
+from pscl.data.views import make_views
+from pscl.losses import prototype_info_nce
+from pscl.methods import PretrainConfig, build_method
+
+from test_methods import CLASSES, TINY_PRE, batch_for, micrograph_crops
+
+
+def test_prototype_info_nce_hand_computed():
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    k = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # positive sims 1 and 0
+    protos = torch.tensor([[0.0, 1.0]])  # sims 0 and 1
+    soft = torch.tensor([[0.5], [0.0]])
+    rho = torch.tensor([1.0, 3.0])
+    tau = 0.5
+    # row 0: logits (2, 0), target (1, 0.5)/1.5; row 1: logits (0, 2), target (1, 0)
+    lse0 = math.log(math.exp(2) + 1)
+    row0 = -((1 / 1.5) * (2 - lse0) + (0.5 / 1.5) * (0 - lse0))
+    row1 = -(0 - math.log(1 + math.exp(2)))
+    expected = (1 * row0 + 3 * row1) / 4
+    assert prototype_info_nce(q, k, protos, soft, rho, tau).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_soft_positive_weights_decay_by_age_and_need_the_same_class():
+    from pscl.methods.pscl_moco import PrototypeQueue
+    queue = PrototypeQueue(4, 2)
+    queue.push(torch.randn(2, 2), torch.tensor([0, 1]), step=10)
+    queue.push(torch.randn(1, 2), torch.tensor([0]), step=12)
+    w = queue.soft_positive(torch.tensor([0, 1]), step=13, weight=0.1, decay=0.2)
+    # ages 3, 3, 1; the 4th slot is empty
+    assert torch.allclose(w, torch.tensor([[0.1 * 0.4, 0.0, 0.1 * 0.8, 0.0], [0.0, 0.1 * 0.4, 0.0, 0.0]]))
+
+
+@pytest.mark.parametrize("variant", ["pscl-simclr", "pscl-moco"])
+@pytest.mark.parametrize("options,annotated", [({"a": 0.0}, 1), ({"scales": [2]}, 1), ({"sampling": "random"}, 1),
+                                               ({}, 0), ({"top_k": 1, "a": 0.3, "temperature": 0.1}, 1)])
+def test_ablation_switches_give_finite_losses(variant, options, annotated):
+    torch.manual_seed(0)
+    method = build_method(PretrainConfig(method=variant, classes=CLASSES, options={"top_k": 2, **options}, **TINY_PRE))
+    x = micrograph_crops(8)
+    batch = batch_for(variant, x) if annotated else {"image": x, "annotated": 0}
+    v1, v2, geo = make_views(x)
+    loss, logs, _ = method.loss(v1, v2, geo, batch)
+    assert torch.isfinite(loss)
+    if options.get("a") == 0.0:
+        assert logs["loss_patch"] == 0 and torch.isclose(loss, logs["loss_image"])
+    if "scales" in options:
+        assert set(k for k in logs if k.startswith("loss_patch_s")) == {"loss_patch_s2"}
+    loss.backward()
+
+
+def test_pscl_config_errors_name_the_value():
+    with pytest.raises(ValueError, match="sampling"):
+        build_method(PretrainConfig(method="pscl-simclr", classes=CLASSES, options={"sampling": "best"}, **TINY_PRE))
+    with pytest.raises(ValueError, match="exceed"):
+        build_method(PretrainConfig(method="pscl-moco", classes=CLASSES, **TINY_PRE))  # top_k 30 at 32 px
+    with pytest.raises(ValueError, match="class names"):
+        build_method(PretrainConfig(method="pscl-simclr", **TINY_PRE))
+
+
+def test_guided_batches_put_the_annotated_crop_first_and_draw_among_k():
+    rng = np.random.default_rng(0)
+    annotated = [np.full((40, 40), v, np.float32) for v in (0.1, 0.9)]
+    masks = [np.full((40, 40), c, np.uint8) for c in (1, 2)]
+    unlabeled = [rng.random((50, 50)).astype(np.float32) for _ in range(3)]
+    data = GuidedBatches(annotated, masks, unlabeled, 32, 4, 20, seed=1)
+    seen = set()
+    for i in range(20):
+        b = data[i]
+        assert b["image"].shape == (4, 1, 32, 32) and b["mask"].shape == (1, 32, 32) and b["annotated"] == 1
+        cls = int(b["mask"][0, 0, 0])
+        assert float(b["image"][0, 0, 0, 0]) == pytest.approx({1: 0.1, 2: 0.9}[cls])  # mask travels with its image
+        seen.add(cls)
+    assert seen == {1, 2}  # one of the K = 2 annotated images per step, both used
+    left_out = GuidedBatches(annotated, masks, unlabeled, 32, 4, 2, annotated_in_batch=False)[0]
+    assert left_out["annotated"] == 0 and left_out["image"].shape[0] == 4 and "mask" not in left_out
+
+
+def test_pscl_pretraining_end_to_end_uses_the_rounds_annotated_image(synth_data, tmp_path):
+    cfg = PretrainConfig(method="pscl-simclr", shots=2, round=1, steps=4, checkpoint_every=2,
+                         options={"top_k": 2}, **{**TINY_PRE, "batch_size": 4})
+    pretrain(synth_data, tmp_path / "p", cfg)
+    payload = read_model_file(tmp_path / "p")
+    assert payload["config"]["annotated"] == load_dataset(synth_data).shots(2, 1)
+    assert payload["config"]["classes"] == CLASSES and payload["pretrained_with"] == "pscl-simclr"
