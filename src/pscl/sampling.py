@@ -12,11 +12,10 @@ At each scale, with K = top_k * 2^s cells per class (``../shared/docs/pscl-metho
 :func:`match_greedy` is vectorised over images and gives the result of the sequential rule
 (:func:`match_greedy_reference`) on tie-free inputs. It works in rounds; in each round every
 pending template proposes its most similar free cell, and template r's proposal is final when no
-earlier pending template could still take that cell, i.e. when the cell is not in the remaining
-(not yet passed) part of any earlier pending template's ranked candidate list. Then no earlier
-template can take it and r's sequential choice is that cell. The first pending template always
-qualifies, so each round settles at least one template per image; in practice a few rounds
-settle all of them.
+earlier pending template could still take that cell. Template q picks after q others, so its
+cell is among its q + 1 most similar cells ("its reach"); a free cell outside the reach of every
+earlier pending template can only go to r. The first pending template always qualifies, so each
+round settles at least one template per image; in practice a few rounds settle all of them.
 """
 from __future__ import annotations
 
@@ -67,23 +66,21 @@ def match_greedy(similarity: torch.Tensor) -> torch.Tensor:
     if t > n:
         raise ValueError(f"{t} templates cannot be matched one-to-one to {n} cells")
     dev = similarity.device
-    # template r can only ever take one of its T best cells (at most T - 1 are taken before it)
-    cand = similarity.topk(t, dim=2).indices  # (B, T, R=T), best first
-    rank = torch.full((b, t, n), t, dtype=torch.int32, device=dev)  # rank of each cell in r's list
-    rank.scatter_(2, cand, torch.arange(t, dtype=torch.int32, device=dev).expand(b, t, t).contiguous())
+    # template q picks after q others, so its cell is among its q + 1 most similar ones
+    cand = similarity.topk(t, dim=2).indices  # (B, T, T), best first
+    reach = similarity.gather(2, cand).diagonal(dim1=1, dim2=2)  # (B, T): sim of q's (q+1)-th best
     taken = torch.zeros(b, n + 1, dtype=torch.bool, device=dev)  # column n: a sink for non-accepted rows
     pending = torch.ones(b, t, dtype=torch.bool, device=dev)
     out = torch.zeros(b, t, dtype=torch.long, device=dev)
-    earlier = torch.ones(t, t, dtype=torch.bool, device=dev).tril(-1)  # [r, q]: q < r
+    earlier = torch.ones(t, t, dtype=torch.bool, device=dev).triu(1)  # [q, r]: q < r
     while pending.any():
         # each pending template's best free candidate: first untaken entry of its list
         free = ~taken.gather(1, cand.reshape(b, -1)).reshape(b, t, t)
-        first = free.int().argmax(2)  # (B, T)
-        prop = cand.gather(2, first[..., None]).squeeze(2)  # (B, T)
-        # blocked[b, r]: some earlier pending q still has prop[r] in the unpassed part of its list
-        r_of = rank.gather(2, prop[:, None, :].expand(b, t, t))  # [b, q, r] = rank of prop[r] in q's list
-        reachable = (r_of >= first[:, :, None]) & (r_of < t)  # [b, q, r]
-        blocked = (reachable & pending[:, :, None] & earlier.T[None]).any(1)  # over q < r
+        prop = cand.gather(2, free.int().argmax(2, keepdim=True)).squeeze(2)  # (B, T)
+        # blocked[b, r]: an earlier pending q could still take prop[r] (it lies in q's reach)
+        sim_q_at_r = similarity.gather(2, prop[:, None, :].expand(b, t, t))  # [b, q, r]
+        reachable = sim_q_at_r >= reach[:, :, None]
+        blocked = (reachable & pending[:, :, None] & earlier[None]).any(1)
         accept = pending & ~blocked
         out = torch.where(accept, prop, out)
         taken.scatter_(1, torch.where(accept, prop, n), True)

@@ -32,27 +32,31 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def _crops(n: int, size: int, seed: int = 0):
+def _batch(n: int, size: int, seed: int = 0) -> dict:
+    """Synthetic micrograph crops (B, 1, S, S) and the first one's mask, as a guided batch."""
     import torch
     from pscl.data import normalize_intensity, synth_micrograph
     rng = np.random.default_rng(seed)
-    crops = [normalize_intensity(synth_micrograph(rng, size)[0].astype(np.float32)) for _ in range(n)]
-    return torch.from_numpy(np.stack(crops))[:, None]
+    pairs = [synth_micrograph(rng, size) for _ in range(n)]
+    crops = [normalize_intensity(image.astype(np.float32)) for image, _ in pairs]
+    return {"image": torch.from_numpy(np.stack(crops))[:, None],
+            "mask": torch.from_numpy(pairs[0][1].astype(np.int64))[None], "annotated": 1}
 
 
 def _pretrain_speed(method: str, cfg: dict) -> dict:
     import torch
     from pscl.data.views import make_views
-    from pscl.methods import PretrainConfig, build_method
+    from pscl.data.synth import CLASSES
+    from pscl.methods import GUIDED, PretrainConfig, build_method
     from pscl.methods.base import ema_update
     c = SpeedConfig(**cfg)
     if c.threads:
         torch.set_num_threads(c.threads)
     torch.manual_seed(0)
-    model = build_method(PretrainConfig(method=method, widths=c.widths, crop=c.crop, batch_size=c.pretrain_batch))
+    model = build_method(PretrainConfig(method=method, widths=c.widths, crop=c.crop, batch_size=c.pretrain_batch,
+                                        classes=CLASSES if method in GUIDED else None))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    x = _crops(c.pretrain_batch, c.crop)
-    batch = model.example_batch(x) if hasattr(model, "example_batch") else {"image": x}
+    batch = _batch(c.pretrain_batch, c.crop)
     for i in range(c.warmup + c.steps):
         if i == c.warmup:
             t0 = time.perf_counter()
@@ -78,7 +82,7 @@ def _finetune_speed(cfg: dict) -> dict:
     torch.manual_seed(0)
     net = UNet(5, c.widths)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = _crops(c.finetune_batch, c.crop)
+    x = _batch(c.finetune_batch, c.crop)["image"]
     y = torch.randint(0, 5, (c.finetune_batch, c.crop, c.crop))
     for i in range(c.warmup + c.steps):
         if i == c.warmup:

@@ -43,10 +43,10 @@ class BYOL(PretrainMethod):
         return 1 - (1 - self.hp.momentum) * (math.cos(math.pi * progress) + 1) / 2
 
     def loss(self, view1, view2, geometry, batch):
-        z1 = self.projector(self.backbone(view1, return_features=True).bottleneck)
-        z2 = self.projector(self.backbone(view2, return_features=True).bottleneck)
+        z1 = self.projector(self.backbone(view1, return_features=True, decode=False).bottleneck)
+        z2 = self.projector(self.backbone(view2, return_features=True, decode=False).bottleneck)
         with torch.no_grad():
-            t1 = self.projector_m(self.backbone_m(view1, return_features=True).bottleneck)
-            t2 = self.projector_m(self.backbone_m(view2, return_features=True).bottleneck)
+            t1 = self.projector_m(self.backbone_m(view1, return_features=True, decode=False).bottleneck)
+            t2 = self.projector_m(self.backbone_m(view2, return_features=True, decode=False).bottleneck)
         loss = byol_loss(self.predictor(z1), t2) + byol_loss(self.predictor(z2), t1)
         return loss, {}, (z1, z2)

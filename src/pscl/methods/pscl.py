@@ -112,9 +112,20 @@ class PSCLBase(PretrainMethod):
         weights = tmpl_weights[None].expand(b, t).contiguous()
         return PatchSample(cells2, match.gather(1, cells2), classes, weights)
 
-    def embed_scales(self, features: list[torch.Tensor], heads: nn.ModuleList) -> dict[int, torch.Tensor]:
-        """(B, D, N) embeddings per used scale from the decoder maps."""
-        return {s: heads[s](features[s]).flatten(2) for s in self.hp.scales}
+    @staticmethod
+    def embed_all(feature: torch.Tensor, head: nn.Module) -> torch.Tensor:
+        """(B, D, N) embeddings of every cell of a decoder map."""
+        return head(feature).flatten(2)
+
+    @staticmethod
+    def embed_at(feature: torch.Tensor, head: nn.Module, cells: torch.Tensor) -> torch.Tensor:
+        """(B*T, D) embeddings of the cells (B, T) only: the dense head is per cell (1x1 convs and
+        a per-cell LayerNorm), so running it on the gathered features equals gathering its map,
+        at a fraction of the cost."""
+        flat = feature.flatten(2)  # (B, C, N)
+        picked = flat.gather(2, cells[:, None, :].expand(-1, flat.shape[1], -1))  # (B, C, T)
+        emb = head(picked[..., None])[..., 0]  # (B, D, T)
+        return emb.permute(0, 2, 1).reshape(-1, emb.shape[1])
 
     def combine(self, image_loss: torch.Tensor, patch_losses: dict[int, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         patch = torch.stack(list(patch_losses.values())).mean()

@@ -91,10 +91,9 @@ class PSCLMoCo(PSCLBase):
         with torch.no_grad():
             out2 = self.backbone_m(view2, return_features=True)
             k = F.normalize(self.global_head_m(out2.bottleneck), dim=1)
-            keys = {s: F.normalize(v, dim=1) for s, v in self.embed_scales(out2.decoder, self.dense_heads_m).items()}
+            keys = {s: F.normalize(self.embed_all(out2.decoder[s], self.dense_heads_m[s]), dim=1) for s in self.hp.scales}
         image_loss = info_nce(q, k, self.queue.keys.clone().detach(), self.hp.temperature)
         self.queue.push(k)
-        queries = self.embed_scales(out1.decoder, self.dense_heads)
         patch, step = {}, int(self.global_step)
         for s in self.hp.scales:
             if self.hp.a == 0:
@@ -102,7 +101,8 @@ class PSCLMoCo(PSCLBase):
                 break
             picked = self.sample(s, keys[s], geometry, batch)
             b, t = picked.cells2.shape
-            qs, ks = gather_cells(queries[s], picked.cells1), gather_cells(keys[s], picked.cells2)  # (B*T, D)
+            qs = self.embed_at(out1.decoder[s], self.dense_heads[s], picked.cells1)  # (B*T, D)
+            ks = gather_cells(keys[s], picked.cells2)
             classes = (picked.classes if picked.classes is not None
                        else torch.arange(t, device=qs.device)).repeat(b)  # no classes: each column its own
             queue = self.prototype_queues[s]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from pscl.losses import nt_xent
 from pscl.losses.distributed import gather_no_grad, gather_with_grad, local_rows
-from pscl.methods.pscl import PSCLBase, PSCLHparams, gather_cells
+from pscl.methods.pscl import PSCLBase, PSCLHparams
 
 
 @dataclass
@@ -28,12 +30,13 @@ class PSCLSimCLR(PSCLBase):
         z1, z2 = self.global_head(out1.bottleneck), self.global_head(out2.bottleneck)
         image_loss = nt_xent(gather_with_grad(z1), gather_with_grad(z2), self.hp.temperature,
                              rows=local_rows(z1.shape[0]))
-        e1, e2 = self.embed_scales(out1.decoder, self.dense_heads), self.embed_scales(out2.decoder, self.dense_heads)
         patch = {}
         if self.hp.a > 0:
             for s in self.hp.scales:
-                picked = self.sample(s, e2[s].detach(), geometry, batch)
-                p1, p2 = gather_cells(e1[s], picked.cells1), gather_cells(e2[s], picked.cells2)  # (B*T, D)
+                f1, f2, head = out1.decoder[s], out2.decoder[s], self.dense_heads[s]
+                with torch.no_grad():  # all cells of view 2, for the matching only
+                    picked = self.sample(s, self.embed_all(f2, head), geometry, batch)
+                p1, p2 = self.embed_at(f1, head, picked.cells1), self.embed_at(f2, head, picked.cells2)  # (B*T, D)
                 labels = None if picked.classes is None else picked.classes.repeat(picked.cells2.shape[0])
                 if labels is None:  # every cell its own instance
                     patch[s] = nt_xent(gather_with_grad(p1), gather_with_grad(p2), self.hp.temperature,

@@ -31,7 +31,7 @@ class SimCLR(PretrainMethod):
         self.global_head = GlobalHead(self.backbone.widths[-1])
 
     def embed(self, view):
-        return self.global_head(self.backbone(view, return_features=True).bottleneck)
+        return self.global_head(self.backbone(view, return_features=True, decode=False).bottleneck)
 
     def loss(self, view1, view2, geometry, batch):
         z1, z2 = self.embed(view1), self.embed(view2)  # (B, 64)

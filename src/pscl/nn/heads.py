@@ -26,14 +26,19 @@ class GlobalHead(nn.Sequential):
 
 
 class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channels of every pixel of a (B, C, H, W) map."""
+    """LayerNorm over the channels of every pixel of a (B, C, H, W) map (no permute copies)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, eps: float = 1e-5):
         super().__init__()
-        self.norm = nn.LayerNorm(channels)
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        return x * self.weight[:, None, None] + self.bias[:, None, None]
 
 
 class DenseHead(nn.Sequential):

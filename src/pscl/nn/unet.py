@@ -80,7 +80,7 @@ class UNetDecoder(nn.Module):
 class UNetOutput:
     """Logits (B, C, H, W) and, on request, the bottleneck and the three decoder maps."""
 
-    logits: torch.Tensor
+    logits: torch.Tensor | None
     bottleneck: torch.Tensor | None = None
     decoder: list[torch.Tensor] | None = None
 
@@ -105,7 +105,10 @@ class UNet(nn.Module):
     def multiple(self) -> int:
         return 2 ** (len(self.widths) - 1)
 
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor | UNetOutput:
+    def forward(self, x: torch.Tensor, return_features: bool = False,
+                decode: bool = True) -> torch.Tensor | UNetOutput:
+        """Logits (B, C, H, W); with ``return_features`` a :class:`UNetOutput`. ``decode=False``
+        (with ``return_features``) stops at the bottleneck: global-only pretraining needs no more."""
         h, w = x.shape[-2:]
         # inputs are normalised micrographs in 0..1 (pscl.data.io.normalize_intensity); centring
         # here keeps training, prediction and exported models consistent
@@ -115,14 +118,16 @@ class UNet(nn.Module):
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         feats = self.encoder(x)
+
+        def crop(t: torch.Tensor) -> torch.Tensor:  # the cells that see the unpadded image
+            s = x.shape[-1] // t.shape[-1]
+            return t[..., : -(-h // s), : -(-w // s)]
+        if return_features and not decode:
+            return UNetOutput(None, crop(feats[-1]), None)
         dec = self.decoder(feats)
         logits = self.classifier(dec[-1])[..., :h, :w]
         if not return_features:
             return logits
-        # crop every map to the cells that see the unpadded image: ceil(size / stride)
-        def crop(t: torch.Tensor) -> torch.Tensor:
-            s = x.shape[-1] // t.shape[-1]
-            return t[..., : -(-h // s), : -(-w // s)]
         return UNetOutput(logits, crop(feats[-1]), [crop(d) for d in dec])
 
     def contracting_parameters(self) -> list[nn.Parameter]:
