@@ -48,3 +48,15 @@ def test_bad_input_exits_nonzero_with_message(tmp_path):
     assert r.exit_code == 1 and "no model file" in r.output
     r = invoke("finetune", tmp_path, "--out", tmp_path / "x", "--profile", "nope")
     assert r.exit_code == 1 and "unknown profile 'nope'" in r.output
+
+
+def test_demo_pipeline_with_tiny_budget(tmp_path):
+    from pscl import demo
+    tiny = dict(widths=(8, 16, 32, 64), accelerator="cpu")
+    summary = demo(tmp_path, progress=False, log=lambda *_: None,
+                   settings=dict(steps=10, val_every=5, crop=64, batch_size=4, **tiny),
+                   pretraining=dict(steps=4, checkpoint_every=2, crop=64, batch_size=4, options={"top_k": 2}, **tiny))
+    assert 0.0 <= summary["test"]["dice_fg"] <= 1.0
+    assert (tmp_path / "pretrain-pscl" / "model.pt").exists()
+    assert (tmp_path / "predictions" / "phase_fractions.csv").exists()
+    assert len(summary["fractions"]) == 3  # the test split

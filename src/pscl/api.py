@@ -19,7 +19,7 @@ from pscl.finetune import FinetuneConfig, finetune
 from pscl.methods import METHODS, PretrainConfig
 from pscl.predict import predict, segment
 from pscl.pretrain import pretrain
-from pscl.profiles import PROFILES, profile_settings
+from pscl.profiles import PROFILES, method_options, profile_settings
 
 
 def finetune_config(profile: str | None = None, **overrides) -> FinetuneConfig:
@@ -29,17 +29,23 @@ def finetune_config(profile: str | None = None, **overrides) -> FinetuneConfig:
 
 def pretrain_config(profile: str | None = None, **overrides) -> PretrainConfig:
     """A PretrainConfig from a named profile's budget, with explicit overrides on top."""
-    return PretrainConfig(**{**profile_settings(profile, "pretrain"), **overrides})
+    method = overrides.get("method", "simclr")
+    options = {**method_options(profile, method), **overrides.pop("options", {})}
+    return PretrainConfig(**{**profile_settings(profile, "pretrain"), **overrides, "options": options})
 
 
 DEMO_SETTINGS = dict(widths=(16, 32, 64, 128), crop=128, batch_size=8, steps=300, val_every=100)
+DEMO_PRETRAIN = dict(method="pscl-simclr", widths=(16, 32, 64, 128), crop=96, batch_size=8, steps=120,
+                     checkpoint_every=40)
 
 
 def demo(out: str | Path = "pscl-demo", seed: int = 0, progress: bool = True,
-         log: Callable[[str], None] = print, settings: dict | None = None) -> dict:
-    """Synthesise a dataset, train from 1 annotated image, evaluate on test, predict the test images.
+         log: Callable[[str], None] = print, settings: dict | None = None, pretraining: dict | None = None) -> dict:
+    """Synthesise a dataset, pretrain with PSCL-SimCLR guided by 1 annotated image, fine-tune on
+    that image, evaluate on test, segment the test images.
 
-    Returns {"out", "test" (scores), "fractions", "seconds"}. ``settings`` overrides the budget.
+    Returns {"out", "test" (scores), "fractions", "seconds"}. ``settings`` overrides the
+    fine-tuning budget, ``pretraining`` the pretraining one.
     """
     t0 = time.time()
     out = Path(out)
@@ -47,9 +53,13 @@ def demo(out: str | Path = "pscl-demo", seed: int = 0, progress: bool = True,
     if not (data / "dataset.json").exists():
         log(f"synthesising a dataset in {data}")
         synthesize_dataset(data, n=12, seed=seed, size=256)
-    run = out / "run-1shot"
-    config = FinetuneConfig(shots=1, round=0, seed=seed, progress=progress, **{**DEMO_SETTINGS, **(settings or {})})
-    log(f"training from 1 annotated image ({config.steps} steps) into {run}")
+    pre_run, run = out / "pretrain-pscl", out / "run-1shot"
+    pre = PretrainConfig(shots=1, round=0, seed=seed, progress=progress, **{**DEMO_PRETRAIN, **(pretraining or {})})
+    log(f"pretraining with {pre.method} guided by 1 annotated image ({pre.steps} steps) into {pre_run}")
+    pretrain(data, pre_run, pre)
+    config = FinetuneConfig(shots=1, round=0, seed=seed, progress=progress, init=str(pre_run),
+                            **{**DEMO_SETTINGS, **(settings or {})})
+    log(f"fine-tuning on that image ({config.steps} steps) into {run}")
     finetune(data, run, config)
     log("evaluating on the test split")
     test = evaluate(run, data, split="test")

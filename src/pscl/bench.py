@@ -27,9 +27,9 @@ from pscl.data.folders import load_dataset
 from pscl.data.io import write_text
 from pscl.evaluate import evaluate
 from pscl.finetune import FinetuneConfig, finetune
-from pscl.methods import METHODS as PRETRAIN_METHODS, PretrainConfig
+from pscl.methods import GUIDED, METHODS as PRETRAIN_METHODS, PretrainConfig
 from pscl.pretrain import pretrain
-from pscl.profiles import profile_settings
+from pscl.profiles import method_options, profile_settings
 
 METHODS = ("scratch", "full", *PRETRAIN_METHODS)
 
@@ -55,15 +55,21 @@ def provenance() -> dict:
             "torch": torch.__version__}
 
 
-def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, progress: bool) -> tuple[Path | None, float]:
-    """The pretraining run of a method (made, or resumed, if missing) and its wall time."""
+def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, progress: bool, shots: int,
+                round_index: int) -> tuple[Path | None, float]:
+    """The pretraining run of a method (made, or resumed, if missing) and its wall time.
+
+    Label-free methods are pretrained once; guided ones (PSCL) once per round, since the round's
+    annotated image guides them.
+    """
     if method not in PRETRAIN_METHODS:
         return None, 0.0
-    run = out / "pretrain" / method
+    run = out / "pretrain" / method / (f"round{round_index}" if method in GUIDED else "")
     if (run / "model.pt").exists():
         return run, float(json.loads((run / "wall.json").read_text())["seconds"]) if (run / "wall.json").exists() else 0.0
     t0 = time.time()
-    config = PretrainConfig(method=method, seed=seed, progress=progress, **profile_settings(profile, "pretrain"))
+    config = PretrainConfig(method=method, seed=seed, progress=progress, shots=shots, round=round_index,
+                            options=method_options(profile, method), **profile_settings(profile, "pretrain"))
     pretrain(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
     wall = time.time() - t0
     write_text(run / "wall.json", json.dumps({"seconds": wall}))
@@ -73,7 +79,7 @@ def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, pro
 def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str, out: Path, seed: int,
              progress: bool) -> dict:
     run = out / "runs" / method / f"round{round_index}"
-    init, pretrain_s = _pretrained(data, method, profile, out, seed, progress)
+    init, pretrain_s = _pretrained(data, method, profile, out, seed, progress, shots, round_index)
     settings = profile_settings(profile, "finetune")
     config = FinetuneConfig(shots=shots, round=round_index, all_train=method == "full", seed=seed,
                             progress=progress, init=str(init) if init else None, **settings)

@@ -34,11 +34,11 @@ def _errors_exit(fn):
     return wrapper
 
 
-def _widths(text: str) -> tuple[int, ...]:
+def _ints(text: str, option: str = "--widths") -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"--widths must be four comma-separated integers, got {text!r}") from None
+        raise ValueError(f"{option} must be comma-separated integers, got {text!r}") from None
 
 
 def print_scores(result: dict, title: str) -> None:
@@ -91,7 +91,7 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              resume: bool = False, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
-                                       widths=_widths(widths) if widths else None).items() if v is not None}
+                                       widths=_ints(widths) if widths else None).items() if v is not None}
     config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train,
                                  init=str(init) if init else None, select=select, seed=seed,
                                  accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
@@ -103,7 +103,14 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
 @app.command()
 @_errors_exit
 def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder"),
-             method: str = typer.Option("simclr", help="simclr, moco, byol, densecl"),
+             method: str = typer.Option("simclr", help="simclr, moco, byol, densecl, pscl-simclr, pscl-moco"),
+             shots: int = typer.Option(1, help="PSCL: annotated images guiding pretraining"),
+             round: int = typer.Option(0, "--round", help="PSCL: which annotated image(s), as in finetune"),
+             a: Optional[float] = typer.Option(None, help="PSCL: patch-loss share (0 = no patch loss)"),
+             top_k: Optional[int] = typer.Option(None, help="PSCL: cells per class at scale 0"),
+             scales: Optional[str] = typer.Option(None, help="PSCL: decoder scales, e.g. 0,1,2 or 2"),
+             sampling: Optional[str] = typer.Option(None, help="PSCL: similarity or random"),
+             annotated_in_batch: bool = typer.Option(True, help="PSCL: keep the annotated image in every batch"),
              profile: Optional[str] = typer.Option(None, help="budget preset: " + ", ".join(api.PROFILES)),
              steps: Optional[int] = None, batch_size: Optional[int] = None, crop: Optional[int] = None,
              lr: Optional[float] = None, widths: Optional[str] = typer.Option(None, help="e.g. 32,64,128,256"),
@@ -113,10 +120,12 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              resume: bool = False, progress: bool = True) -> None:
     """Pretrain the U-Net without labels (unlabeled/ + train images, or a plain image folder)."""
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr,
-                                       widths=_widths(widths) if widths else None).items() if v is not None}
-    options = {k: v for k, v in dict(temperature=temperature, momentum=momentum, queue_size=queue_size).items()
-               if v is not None}
+                                       widths=_ints(widths) if widths else None).items() if v is not None}
+    options = {k: v for k, v in dict(temperature=temperature, momentum=momentum, queue_size=queue_size, a=a,
+                                     top_k=top_k, sampling=sampling,
+                                     scales=_ints(scales, '--scales') if scales else None).items() if v is not None}
     config = api.pretrain_config(profile, method=method, options=options, seed=seed, accelerator=accelerator,
+                                 shots=shots, round=round, annotated_in_batch=annotated_in_batch,
                                  devices=int(devices) if devices.isdigit() else devices, precision=precision,
                                  progress=progress, **overrides)
     console.print_json(json.dumps(api.pretrain(data, out, config, resume=resume)))
@@ -172,7 +181,7 @@ def bench(data: str = typer.Argument(..., help="dataset folder, or 'speed' for t
 @_errors_exit
 def demo(out: Path = typer.Option(Path("pscl-demo"), "--out"), seed: int = 0,
          progress: bool = True) -> None:
-    """Synthesise a dataset, train from 1 annotated image, evaluate, predict: a few minutes on CPU."""
+    """Synthesise micrographs, PSCL-pretrain, fine-tune on 1 annotated image, evaluate, predict (minutes on CPU)."""
     summary = api.demo(out, seed=seed, progress=progress, log=console.print)
     print_scores(summary["test"], "demo: 1 annotated image, synthetic test split")
     console.print(f"outputs: {summary['out']}")

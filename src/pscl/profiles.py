@@ -12,16 +12,23 @@ PROFILES: dict[str, dict[str, dict]] = {
     "smoke": {"finetune": dict(widths=(8, 16, 32, 64), crop=64, batch_size=4, steps=40, val_every=20),
               "pretrain": dict(widths=(8, 16, 32, 64), crop=64, batch_size=8, steps=20, checkpoint_every=10)},
     "quick": {"finetune": dict(widths=(16, 32, 64, 128), crop=128, batch_size=8, steps=600, val_every=150),
-              "pretrain": dict(widths=(16, 32, 64, 128), crop=128, batch_size=16, steps=400, checkpoint_every=100)},
+              "pretrain": dict(widths=(16, 32, 64, 128), crop=128, batch_size=16, steps=400, checkpoint_every=100),
+              # PSCL-MoCo's top_k 30 is GPU work: 600 cells per image at scale 2
+              "method_options": {"pscl-moco": {"top_k": 4}}},
     "paper": {"finetune": dict(widths=(32, 64, 128, 256), crop=376, batch_size=8, steps=4000, val_every=250),
               "pretrain": dict(widths=(32, 64, 128, 256), crop=376, batch_size=16, steps=20000, checkpoint_every=500)},
 }
 
 
 def profile_settings(name: str | None, stage: str) -> dict:
-    """The settings of ``stage`` ('finetune', ...) in profile ``name`` ({} for None)."""
+    """The settings of ``stage`` ('finetune', 'pretrain', ...) in profile ``name`` ({} for None)."""
     if name is None:
         return {}
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     return dict(PROFILES[name].get(stage, {}))
+
+
+def method_options(name: str | None, method: str) -> dict:
+    """Method options a profile sets (e.g. a smaller PSCL top_k on CPU)."""
+    return dict(profile_settings(name, "method_options").get(method, {}))
