@@ -72,6 +72,31 @@ def _pretrain_speed(method: str, cfg: dict) -> dict:
             "s_per_step": dt / c.steps, "peak_mb": _peak_mb()}
 
 
+def _full_pass_speed(cfg: dict) -> dict:
+    """The floor of any method that trains the decoder: both views through the whole U-Net,
+    forward and backward, no heads or losses (a reference row, not a method)."""
+    import torch
+    from pscl.data.views import make_views
+    from pscl.nn import UNet
+    c = SpeedConfig(**cfg)
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    net = UNet(1, c.widths)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = _batch(c.pretrain_batch, c.crop)["image"]
+    for i in range(c.warmup + c.steps):
+        if i == c.warmup:
+            t0 = time.perf_counter()
+        v1, v2, _ = make_views(x)
+        loss = net(v1).mean() + net(v2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    dt = time.perf_counter() - t0
+    return {"stage": "pretrain", "method": "(reference: whole U-Net, 2 views)", "pairs_per_s": c.pretrain_batch * c.steps / dt,
+            "s_per_step": dt / c.steps, "peak_mb": _peak_mb()}
+
+
 def _finetune_speed(cfg: dict) -> dict:
     import torch
     from pscl.losses import segmentation_loss
@@ -131,6 +156,7 @@ def measure_speed(methods: list[str], config: SpeedConfig | None = None) -> dict
     config = config or SpeedConfig()
     cfg = asdict(config)
     rows = [_isolated(_pretrain_speed, m, cfg) for m in methods]
+    rows.append(_isolated(_full_pass_speed, cfg))
     rows.append(_isolated(_finetune_speed, cfg))
     rows.append(_isolated(_inference_speed, cfg))
     return {"config": cfg, "rows": rows}
