@@ -54,7 +54,8 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
     trainer = fit(method, out, loader, config.steps, config.checkpoint_every, accelerator=config.accelerator,
                   devices=config.devices,
                   precision=config.precision, progress=config.progress, resume=resume,
-                  sync_batchnorm=trainer_devices(config.devices) > 1 and _on_gpu(config.accelerator))
+                  sync_batchnorm=trainer_devices(config.devices) > 1 and _on_gpu(config.accelerator),
+                  processes=trainer_devices(config.devices))
     if trainer.global_rank == 0:
         save_model(out, method.backbone.cpu(), cfg, None, pretrained_with=config.method)
     return {"run": str(out), "method": config.method, "steps": int(trainer.global_step), "images": len(paths)}

@@ -24,7 +24,7 @@ def quiet_lightning() -> None:
 def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, every: int, *,
         accelerator: str = "auto", devices: int | str = 1, precision: str = "32-true", progress: bool = True,
         val: DataLoader | None = None, monitor: str | None = None, resume: bool = False,
-        callbacks: list[Callback] | None = None, sync_batchnorm: bool = False) -> L.Trainer:
+        callbacks: list[Callback] | None = None, sync_batchnorm: bool = False, processes: int = 1) -> L.Trainer:
     """Train ``module`` for ``steps`` optimiser steps, logging to ``out/logs/metrics.csv``.
 
     Checkpoints go to ``out/checkpoints``: ``last.ckpt`` every ``every`` steps (the resume point;
@@ -42,7 +42,11 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
         cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1))
     cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=every, save_top_k=1,
                                enable_version_counter=False))
-    trainer = L.Trainer(accelerator=accelerator, devices=devices, precision=precision, max_steps=steps,
+    # pretraining leaves parts unused (the classifier; the decoder in global-only methods; the
+    # dense heads of ablated scales): DDP must be told
+    strategy = "ddp_find_unused_parameters_true" if processes > 1 else "auto"
+    trainer = L.Trainer(accelerator=accelerator, devices=devices, precision=precision, strategy=strategy,
+                        max_steps=steps,
                         max_epochs=-(-steps // every), logger=CSVLogger(out, name="", version=log_version),
                         callbacks=cbs, enable_progress_bar=progress, enable_model_summary=False,
                         num_sanity_val_steps=0, limit_val_batches=1.0 if val is not None else 0,

@@ -76,7 +76,9 @@ class StreamSampler(Sampler[int]):
     """Yields the global sample indices ``epoch * length + i``; Lightning calls ``set_epoch``.
 
     With the index-seeded :class:`RandomCropDataset`, every epoch draws fresh crops and a resumed
-    run draws exactly the crops the uninterrupted run would have drawn.
+    run draws exactly the crops the uninterrupted run would have drawn. Under DDP (W processes)
+    process r takes every W-th index of a W times longer stream, so processes never draw the
+    same crops.
     """
 
     def __init__(self, length: int):
@@ -89,7 +91,10 @@ class StreamSampler(Sampler[int]):
         return self.length
 
     def __iter__(self):
-        return iter(range(self.epoch * self.length, (self.epoch + 1) * self.length))
+        from pscl.losses.distributed import world
+        rank, size = world()
+        start = self.epoch * self.length * size
+        return iter(range(start + rank, start + self.length * size, size))
 
 
 class GuidedBatches(Dataset):
