@@ -201,3 +201,19 @@ def test_two_process_loss_equals_single_process_loss(name):
     else:  # MoCo's loss is per sample; the queue receives the keys of both processes, in order
         assert result["loss"] == pytest.approx(loss.item(), rel=1e-5)
         assert torch.allclose(result["queue"], single.queue.keys[:8], atol=1e-6)
+
+
+def test_collapse_watch_warns_on_identical_embeddings_and_not_on_spread_ones():
+    method = build_method(config_for("simclr"))
+    logged = {}
+    method.log = lambda k, v, **kw: logged.__setitem__(k, v)
+    spread = torch.nn.functional.normalize(torch.randn(16, 64), dim=1)
+    with pytest.warns(UserWarning, match="collapsed"):
+        stats = method.collapse_watch(torch.ones(16, 64), torch.ones(16, 64))
+    assert stats["embedding_std"] < 1e-6 and stats["alignment"] < 1e-9
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = method.collapse_watch(spread, spread + 0.01 * torch.randn(16, 64))
+    assert stats["embedding_std_ratio"] > 0.5 and stats["uniformity"] < -1.0
+    assert set(logged) >= {"embedding_std", "alignment", "uniformity"}

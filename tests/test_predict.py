@@ -55,3 +55,17 @@ def test_predict_writes_masks_overlays_and_fractions(tiny_run, synth_data, tmp_p
     np.testing.assert_allclose(body.sum(1), 1.0, atol=1e-5)
     np.testing.assert_allclose([float(v) for v in rows[-2][1:]], body.mean(0), atol=1e-5)
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_predict_reads_16bit_tiff_and_rgb_png(tiny_run, tmp_path):
+    import tifffile
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    grey = (rng.random((90, 120)) * 65535).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "in16.tif", grey)
+    Image.fromarray((rng.random((90, 120, 3)) * 255).astype(np.uint8)).save(tmp_path / "rgb.png")
+    results = predict(tiny_run, tmp_path, tmp_path / "out", tile=64, overlap=16)
+    assert set(results) == {"in16", "rgb"}
+    mask = np.array(Image.open(tmp_path / "out" / "in16_mask.png"))
+    assert mask.shape == (90, 120) and mask.max() < 3
+    assert np.array(Image.open(tmp_path / "out" / "rgb_overlay.png")).shape == (90, 120, 3)
