@@ -24,11 +24,11 @@ from pscl.data.io import DataError, write_text
 from pscl.losses import class_weights, segmentation_loss
 from pscl.metrics import confusion_matrix, scores
 from pscl.nn import UNet
-from pscl.training import best_checkpoint, fit
+from pscl.training import RuntimeConfig, best_checkpoint, fit
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(RuntimeConfig):
     """Everything that defines a fine-tuning run; saved with its checkpoints and results."""
 
     shots: int = 1
@@ -46,20 +46,13 @@ class FinetuneConfig:
     jitter: float = 0.1
     val_every: int = 150
     select: str = "val"  # "val": best val dice_fg; "last": the last step
-    seed: int = 0
-    accelerator: str = "auto"
-    devices: int | str = 1
-    precision: str = "32-true"
-    progress: bool = True
     dataset: str = ""
     annotated: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.select not in ("val", "last"):
             raise ValueError(f"select must be 'val' or 'last', got {self.select!r}")
-        for name in ("steps", "batch_size", "crop", "val_every", "shots"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.check_positive("steps", "batch_size", "crop", "val_every", "shots")
         self.widths = tuple(int(w) for w in self.widths)
 
 

@@ -7,12 +7,30 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how a run executes; shared by the fine-tuning and pretraining configs."""
+
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: int | str = 1
+    precision: str = "32-true"
+    progress: bool = True
+
+    def check_positive(self, *names: str) -> None:
+        """Raise ValueError naming the first of ``names`` that is below 1."""
+        for name in names:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 def quiet_lightning() -> None:

@@ -19,10 +19,11 @@ from torch import nn
 from pscl.data.views import ViewConfig, ViewGeometry, make_views
 from pscl.losses import alignment_uniformity
 from pscl.nn import UNet
+from pscl.training import RuntimeConfig
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(RuntimeConfig):
     """Everything that defines a pretraining run; saved with its checkpoints.
 
     ``options`` holds the method's own hyper-parameters (temperature, momentum, queue size, ...),
@@ -42,11 +43,6 @@ class PretrainConfig:
     options: dict = field(default_factory=dict)
     log_every: int = 25  # collapse watch period (steps)
     checkpoint_every: int = 100
-    seed: int = 0
-    accelerator: str = "auto"
-    devices: int | str = 1
-    precision: str = "32-true"
-    progress: bool = True
     dataset: str = ""
     # guided methods (PSCL): which annotated image(s), as in fine-tuning; filled in by pretrain()
     shots: int = 1
@@ -56,9 +52,7 @@ class PretrainConfig:
     annotated: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "crop", "log_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.check_positive("steps", "batch_size", "crop", "log_every", "checkpoint_every", "shots")
         if self.crop % 8:
             raise ValueError(f"crop must be a multiple of 8 (three 2x down-samplings), got {self.crop}")
         if self.lr <= 0:
