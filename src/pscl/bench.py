@@ -5,7 +5,7 @@ test. Every (method, round) result lands in ``OUT/results/<method>/round<R>.json
 exists; a rerun skips what is done, and a killed fine-tune resumes from its last checkpoint.
 ``results.json`` and ``report.md`` are rebuilt from those files at the end.
 
-Methods: ``scratch`` (random init), ``full`` (scratch on the whole train split: the upper
+Methods: ``forest`` (random forest on filter features, :mod:`pscl.forest`), ``scratch`` (random init), ``full`` (scratch on the whole train split: the upper
 reference; one "round" since it does not depend on the draw), and the label-free pretraining
 methods of :mod:`pscl.methods` (pretrained once per dataset and profile, stored in
 ``OUT/pretrain/<method>``, then fine-tuned per round with the split learning rates).
@@ -31,7 +31,7 @@ from pscl.methods import GUIDED, METHODS as PRETRAIN_METHODS, PretrainConfig
 from pscl.pretrain import pretrain
 from pscl.profiles import method_options, profile_settings
 
-METHODS = ("scratch", "full", *PRETRAIN_METHODS)
+METHODS = ("scratch", "full", *PRETRAIN_METHODS, "forest")
 
 
 def provenance() -> dict:
@@ -53,6 +53,9 @@ def provenance() -> dict:
     return {"commit": commit + ("-dirty" if dirty else ""), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {platform.system()}",
             "torch": torch.__version__}
+
+
+_SCORES = ("dice_fg", "dice_all", "miou", "acc")
 
 
 def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, progress: bool, shots: int,
@@ -79,6 +82,16 @@ def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, pro
 def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str, out: Path, seed: int,
              progress: bool) -> dict:
     run = out / "runs" / method / f"round{round_index}"
+    if method == "forest":
+        from pscl.forest import ForestConfig, evaluate_forest, train_forest
+        t0 = time.time()
+        train_forest(data, run, ForestConfig(shots=shots, round=round_index, seed=seed))
+        t1 = time.time()
+        scores = evaluate_forest(run, data, split="test")
+        return {"method": method, "round": round_index, "shots": shots, "profile": profile, "seed": seed,
+                "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
+                "per_class": scores["per_class"], "selected": "n/a", "config": scores["config"],
+                "wall_s": {"pretrain": 0.0, "finetune": t1 - t0, "evaluate": time.time() - t1}}
     init, pretrain_s = _pretrained(data, method, profile, out, seed, progress, shots, round_index)
     settings = profile_settings(profile, "finetune")
     config = FinetuneConfig(shots=shots, round=round_index, all_train=method == "full", seed=seed,
@@ -88,8 +101,8 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
     t1 = time.time()
     scores = evaluate(run, data, split="test")
     return {"method": method, "round": round_index, "shots": shots, "profile": profile, "seed": seed,
-            "annotated": scores["config"]["annotated"], "dice_fg": scores["dice_fg"], "dice_all": scores["dice_all"],
-            "miou": scores["miou"], "acc": scores["acc"], "per_class": scores["per_class"],
+            "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
+            "per_class": scores["per_class"],
             "selected": json.loads((run / "config.json").read_text())["select"],
             "config": scores["config"],
             "wall_s": {"pretrain": pretrain_s, "finetune": t1 - t0, "evaluate": time.time() - t1}}

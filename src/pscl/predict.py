@@ -20,7 +20,7 @@ import torch
 
 from pscl.checkpoints import load_model
 from pscl.data.folders import list_images
-from pscl.data.io import DataError, atomic_write, is_image_file, load_micrograph, write_png, write_text
+from pscl.data.io import DataError, is_image_file, load_micrograph, write_png, write_text
 from pscl.nn import UNet
 
 PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
@@ -65,7 +65,7 @@ def _probabilities(model: UNet, tiles: list[np.ndarray], device: torch.device) -
 
 
 @torch.no_grad()
-def segment(model: UNet, image: np.ndarray, tile: int = 512, overlap: int = 64, batch_size: int = 4,
+def segment(model: UNet, image: np.ndarray, tile: int = 512, overlap: int = 128, batch_size: int = 4,
             device: str | torch.device = "cpu") -> Segmentation:
     """Segment a normalised (H, W) float image with ``model`` by overlapping tiles (see module doc)."""
     if image.ndim != 2:
@@ -145,7 +145,7 @@ def fractions_table(rows: dict[str, np.ndarray], classes: list[str]) -> str:
     return buf.getvalue()
 
 
-def predict(run: str | Path, source: str | Path, out: str | Path, tile: int = 512, overlap: int = 64,
+def predict(run: str | Path, source: str | Path, out: str | Path, tile: int = 512, overlap: int = 128,
             device: str = "cpu") -> dict:
     """Segment an image or a folder with the model of ``run``; write masks, overlays, fractions.
 
@@ -166,5 +166,4 @@ def predict(run: str | Path, source: str | Path, out: str | Path, tile: int = 51
     return results
 
 
-__all__ = ["Segmentation", "segment", "overlay", "predict", "collect_inputs", "fractions_table",
-           "atomic_write"]
+__all__ = ["Segmentation", "segment", "overlay", "predict", "collect_inputs", "fractions_table"]

@@ -1,0 +1,62 @@
+"""`pscl bench` on the smoke profile: report structure, numbers equal to the evaluations, resume."""
+import json
+
+import numpy as np
+import pytest
+
+from pscl import FinetuneConfig, finetune
+from pscl.bench import run_bench
+from pscl.profiles import profile_settings
+
+
+@pytest.fixture(scope="module")
+def bench_out(synth_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    logs = []
+    run_bench(synth_data, out, ["scratch", "forest", "simclr"], rounds=2, profile="smoke", log=logs.append,
+              command="test")
+    return out, logs
+
+
+def test_results_match_the_evaluations_and_the_report(bench_out, synth_data):
+    out, _ = bench_out
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["methods"]) == {"scratch", "forest", "simclr"}
+    assert results["profile_settings"]["finetune"]["steps"] == profile_settings("smoke", "finetune")["steps"]
+    assert {"commit", "machine", "date", "command"} <= set(results)
+    for method, table in results["methods"].items():
+        rounds = table["rounds"]
+        assert [r["round"] for r in rounds] == [0, 1]
+        for r in rounds:
+            saved = json.loads((out / "runs" / method / f"round{r['round']}" / "eval_synthetic_test.json").read_text())
+            assert r["dice_fg"] == pytest.approx(saved["dice_fg"]) and r["acc"] == pytest.approx(saved["acc"])
+        assert table["dice_fg_mean"] == pytest.approx(np.mean([r["dice_fg"] for r in rounds]))
+        assert table["dice_fg_std"] == pytest.approx(np.std([r["dice_fg"] for r in rounds], ddof=1))
+    # every method fine-tunes on the same annotated image per round
+    assert len({tuple(results["methods"][m]["rounds"][0]["annotated"]) for m in results["methods"]}) == 1
+    assert results["methods"]["simclr"]["rounds"][0]["config"]["init"].endswith("pretrain/simclr")
+    report = (out / "report.md").read_text()
+    assert "| method | rounds | Dice (fg) | ACC | mIoU | matrix | lamellar | precipitate |" in report
+    mean = results["methods"]["forest"]["dice_fg_mean"]
+    assert f"| forest | 2 | {mean:.4f}" in report
+
+
+def test_rerun_skips_what_is_done_and_redoes_a_missing_round(bench_out, synth_data):
+    out, _ = bench_out
+    (out / "results" / "scratch" / "round1.json").unlink()
+    logs = []
+    run_bench(synth_data, out, ["scratch", "forest", "simclr"], rounds=2, profile="smoke", log=logs.append)
+    assert sum("[skip]" in line for line in logs) == 5
+    assert any("[run ] scratch round 1" in line for line in logs)
+    assert (out / "results" / "scratch" / "round1.json").exists()
+
+
+def test_a_killed_finetune_resumes_from_its_checkpoint(synth_data, tmp_path):
+    # "kill" a scratch run at step 20 of 40: its checkpoint is there, its result is not
+    settings = profile_settings("smoke", "finetune")
+    finetune(synth_data, tmp_path / "runs" / "scratch" / "round0",
+             FinetuneConfig(**{**settings, "steps": 20}, progress=False))
+    run_bench(synth_data, tmp_path, ["scratch"], rounds=1, profile="smoke", log=lambda *_: None)
+    result = json.loads((tmp_path / "results" / "scratch" / "round0.json").read_text())
+    assert result["config"]["steps"] == settings["steps"]
+    assert (tmp_path / "runs" / "scratch" / "round0" / "logs-resumed-1" / "metrics.csv").exists()
