@@ -155,7 +155,9 @@ def collect(out: Path, name: str, classes: list[str], methods: list[str], shots:
 def report(summary: dict, classes: list[str]) -> str:
     """The table in the paper's form (Dice fg and ACC mean ± std), plus mIoU and per-class Dice."""
     lines = [f"# {summary['dataset']}: {summary['shots']} annotated image(s), profile `{summary['profile']}`", "",
-             f"- command: `{summary['command']}`", f"- commit: {summary['commit']}", f"- machine: {summary['machine']}",
+             f"- command: `{summary['command']}`", f"- report written at commit: {summary['commit']}",
+             f"- results produced at commit(s): {', '.join(sorted({r['commit'] for t in summary['methods'].values() for r in t['rounds']}))}",
+             f"- machine: {summary['machine']}",
              f"- date: {summary['date']}", f"- budget: {summary['profile_settings']}", "",
              "| method | rounds | Dice (fg) | ACC | mIoU | " + " | ".join(classes) + " |",
              "|---|---|---|---|---|" + "---|" * len(classes)]
