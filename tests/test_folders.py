@@ -74,3 +74,12 @@ def test_shots_are_deterministic_distinct_and_wrap(synth_data):
     assert [load_dataset(synth_data).shots(1, r)[0] for r in range(n)] == first
     assert ds.shots(2, 0) == first[:2] and ds.shots(1, n) == first[:1]
     assert ds.shots(100, 0) == sorted(ds.splits["train"])
+
+
+@pytest.mark.parametrize("name,classes,splits", [("metaldam", 5, (24, 10, 8)), ("uhcs", 4, (16, 4, 4))])
+def test_public_datasets_are_valid(name, classes, splits):
+    from conftest import shared_dataset
+    ds = load_dataset(shared_dataset(name))  # skips with a reason when ../shared/data is absent
+    assert ds.num_classes == classes
+    assert tuple(len(ds.splits[s]) for s in ("train", "val", "test")) == splits
+    assert check_dataset(ds.root) == []
