@@ -29,8 +29,9 @@ def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "te
     cm = np.zeros((ds.num_classes,) * 2, dtype=np.int64)
     per_image = {}
     for stem in ds.stems(split):
-        seg = segment(model, ds.load_image(stem), tile=tile, overlap=overlap, device=device)
-        image_cm = confusion_matrix(seg.labels, ds.load_mask(stem), ds.num_classes)
+        image, mask = ds.load_pair(stem)
+        seg = segment(model, image, tile=tile, overlap=overlap, device=device)
+        image_cm = confusion_matrix(seg.labels, mask, ds.num_classes)
         per_image[stem] = scores(image_cm)["dice_fg"]
         cm += image_cm
     result = {"run": str(run), "dataset": str(ds.root), "split": split, **scores(cm, ds.classes),

@@ -97,7 +97,7 @@ class SegmentationModule(L.LightningModule):
 
 class _WholeImages(torch.utils.data.Dataset):
     def __init__(self, ds: DatasetFolder, stems: list[str]):
-        self.items = [(ds.load_image(s), ds.load_mask(s)) for s in stems]
+        self.items = [ds.load_pair(s) for s in stems]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -142,8 +142,7 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     if config.init:
         load_backbone(model, config.init)
     cfg = asdict(config)
-    images = [ds.load_image(s) for s in stems]
-    masks = [ds.load_mask(s) for s in stems]
+    images, masks = map(list, zip(*(ds.load_pair(s) for s in stems)))
     train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
                               seed=config.seed, jitter_strength=config.jitter)
     use_val = config.select == "val" and bool(ds.splits.get("val"))

@@ -74,9 +74,9 @@ def train_forest(data: str | Path | DatasetFolder, out: str | Path, config: Fore
     rng = np.random.default_rng(config.seed)
     xs, ys = [], []
     for stem in stems:
-        mask = ds.load_mask(stem)
+        image, mask = ds.load_pair(stem)
         idx = _sample_pixels(mask, config.max_pixels, rng)
-        xs.append(pixel_features(ds.load_image(stem)).reshape(mask.size, -1)[idx])
+        xs.append(pixel_features(image).reshape(mask.size, -1)[idx])
         ys.append(mask.ravel()[idx])
     forest = RandomForestClassifier(n_estimators=config.trees, class_weight="balanced_subsample", n_jobs=config.jobs,
                                     random_state=config.seed)
@@ -101,8 +101,8 @@ def evaluate_forest(run: str | Path, data: str | Path | DatasetFolder, split: st
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
     cm = np.zeros((ds.num_classes,) * 2, dtype=np.int64)
     for stem in ds.stems(split):
-        cm += confusion_matrix(segment_forest(payload["forest"], ds.load_image(stem)), ds.load_mask(stem),
-                               ds.num_classes)
+        image, mask = ds.load_pair(stem)
+        cm += confusion_matrix(segment_forest(payload["forest"], image), mask, ds.num_classes)
     result = {"run": str(run), "dataset": str(ds.root), "split": split, **scores(cm, ds.classes),
               "config": payload["config"]}
     write_text(Path(run) / f"eval_{ds.name}_{split}.json", json.dumps(result, indent=1, default=float))

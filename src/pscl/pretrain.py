@@ -36,8 +36,8 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
             raise DataError(f"{ds.root}: {config.method} needs a dataset folder with annotated images")
         config.classes = list(ds.classes)
         config.annotated = ds.shots(config.shots, config.round)
-        data_stream = GuidedBatches([ds.load_image(s) for s in config.annotated],
-                                    [ds.load_mask(s) for s in config.annotated], images, config.crop,
+        annotated, masks = map(list, zip(*(ds.load_pair(s) for s in config.annotated)))
+        data_stream = GuidedBatches(annotated, masks, images, config.crop,
                                     config.batch_size, config.checkpoint_every, seed=config.seed,
                                     annotated_in_batch=config.annotated_in_batch)
         loader = DataLoader(data_stream, batch_size=None, sampler=StreamSampler(len(data_stream)))

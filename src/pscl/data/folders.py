@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pscl.data.io import IGNORE_INDEX, DataError, is_image_file, load_micrograph, read_image, read_mask
+from pscl.data.io import (IGNORE_INDEX, DataError, is_image_file, load_micrograph, normalize_intensity,
+                          read_image, read_mask)
 
 SPLITS = ("train", "val", "test")
 
@@ -85,17 +86,21 @@ class DatasetFolder:
 
     def load_mask(self, stem: str) -> np.ndarray:
         """The uint8 mask of ``stem``, checked against its image size and the class count."""
+        return self.load_pair(stem)[1]
+
+    def load_pair(self, stem: str) -> tuple[np.ndarray, np.ndarray]:
+        """(normalised float32 image, checked uint8 mask) of ``stem``, each file read once."""
         image_path = self.image_path(stem)
         mask_path = self.mask_path(stem)
         mask = read_mask(mask_path)
-        shape = read_image(image_path).shape
-        if mask.shape != shape:
-            raise DataError(f"{mask_path}: mask size {mask.shape} differs from image size {shape}")
+        image = read_image(image_path)
+        if mask.shape != image.shape:
+            raise DataError(f"{mask_path}: mask size {mask.shape} differs from image size {image.shape}")
         bad = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
         if bad.any():
             raise DataError(f"{mask_path}: class index {int(mask[bad].max())} out of range "
                             f"0..{self.num_classes - 1} (255 = ignore)")
-        return mask
+        return normalize_intensity(image), mask
 
     def unlabeled_paths(self) -> list[Path]:
         folder = self.root / "unlabeled"
@@ -182,7 +187,7 @@ def check_dataset(path: str | Path) -> list[str]:
                 continue
             seen[stem] = split
             try:
-                ds.load_mask(stem)  # reads image and mask, checks size and class range
+                ds.load_pair(stem)  # reads image and mask, checks size and class range
             except DataError as exc:
                 problems.append(str(exc))
     for folder in ("images", "masks"):

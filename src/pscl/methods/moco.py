@@ -45,12 +45,14 @@ class KeyQueue(torch.nn.Module):
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
-    def push(self, keys: torch.Tensor) -> None:
+    def push(self, keys: torch.Tensor) -> torch.Tensor:
+        """Enqueue the keys of every process (the newest ``size`` if more); return their slots."""
         keys = gather_no_grad(keys)
         n, size = keys.shape[0], self.keys.shape[0]
-        idx = (self.ptr + torch.arange(n, device=keys.device)) % size
-        self.keys[idx[-size:]] = F.normalize(keys[-size:], dim=1)
+        idx = ((self.ptr + torch.arange(n, device=keys.device)) % size)[-size:]
+        self.keys[idx] = F.normalize(keys[-size:], dim=1)
         self.ptr.fill_(int((self.ptr + n) % size))
+        return idx
 
 
 class MoCo(PretrainMethod):

@@ -41,26 +41,22 @@ class PSCLMoCoHparams(PSCLHparams):
             raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
 
 
-class PrototypeQueue(torch.nn.Module):
-    """FIFO of class prototypes with their class and the step they were queued (buffers)."""
+class PrototypeQueue(KeyQueue):
+    """A :class:`KeyQueue` of class prototypes that also keeps each one's class and the step it
+    was queued (buffers)."""
 
     def __init__(self, size: int, dim: int):
-        super().__init__()
-        self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
+        super().__init__(size, dim)
         self.register_buffer("classes", torch.full((size,), -1, dtype=torch.long))  # -1: empty slot
         self.register_buffer("steps", torch.zeros(size, dtype=torch.long))
-        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
-    def push(self, keys: torch.Tensor, classes: torch.Tensor, step: int) -> None:
-        keys, classes = gather_no_grad(keys), gather_no_grad(classes)
-        size = self.keys.shape[0]
-        n = min(keys.shape[0], size)
-        idx = (self.ptr + torch.arange(n, device=keys.device)) % size
-        self.keys[idx] = F.normalize(keys[-n:], dim=1)
-        self.classes[idx] = classes[-n:]
+    def push(self, keys: torch.Tensor, classes: torch.Tensor, step: int) -> torch.Tensor:
+        idx = super().push(keys)
+        classes = gather_no_grad(classes)
+        self.classes[idx] = classes[-len(idx):]
         self.steps[idx] = step
-        self.ptr.fill_(int((self.ptr + keys.shape[0]) % size))
+        return idx
 
     def soft_positive(self, query_classes: torch.Tensor, step: int, weight: float, decay: float) -> torch.Tensor:
         """(N, Q) soft target weights: same class, decaying with age."""
