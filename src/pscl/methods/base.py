@@ -60,6 +60,12 @@ class PretrainConfig(RuntimeConfig):
         self.widths = tuple(int(w) for w in self.widths)
 
 
+def check_momentum(momentum: float) -> None:
+    """EMA momenta must lie in [0, 1); raise ValueError naming the value otherwise."""
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+
+
 def momentum_copy(module: nn.Module) -> nn.Module:
     """A frozen copy of ``module`` to be updated by EMA only."""
     target = copy.deepcopy(module)

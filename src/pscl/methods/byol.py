@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from pscl.losses import byol_loss
-from pscl.methods.base import PretrainMethod, momentum_copy
+from pscl.methods.base import PretrainMethod, check_momentum, momentum_copy
 from pscl.nn import GlobalHead, PredictorHead
 
 
@@ -21,8 +21,7 @@ class BYOLHparams:
     momentum: float = 0.99  # base EMA momentum (the original: 0.996 over far longer runs)
 
     def __post_init__(self):
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        check_momentum(self.momentum)
 
 
 class BYOL(PretrainMethod):

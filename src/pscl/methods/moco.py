@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from pscl.losses import info_nce
 from pscl.losses.distributed import gather_no_grad
-from pscl.methods.base import PretrainMethod, momentum_copy
+from pscl.methods.base import PretrainMethod, check_momentum, momentum_copy
 from pscl.nn import GlobalHead
 
 
@@ -30,8 +30,7 @@ class MoCoHparams:
     dim: int = 64
 
     def __post_init__(self):
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        check_momentum(self.momentum)
         if self.queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {self.queue_size}")
 

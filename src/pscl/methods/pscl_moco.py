@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from pscl.losses import info_nce, prototype_info_nce
 from pscl.losses.distributed import gather_no_grad
-from pscl.methods.base import momentum_copy
+from pscl.methods.base import check_momentum, momentum_copy
 from pscl.methods.moco import KeyQueue
 from pscl.methods.pscl import PSCLBase, PSCLHparams, gather_cells
 
@@ -37,8 +37,7 @@ class PSCLMoCoHparams(PSCLHparams):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        check_momentum(self.momentum)
 
 
 class PrototypeQueue(KeyQueue):
