@@ -117,8 +117,11 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     ds = load_dataset(data)
-    for method in methods:
-        for r in range(1 if method == "full" else rounds):
+    # round-major, so that an interrupted bench already compares every method on its first rounds
+    for r in range(rounds):
+        for method in methods:
+            if method == "full" and r > 0:  # trained on the whole train split: one run
+                continue
             path = out / "results" / method / f"round{r}.json"
             if path.exists():
                 log(f"[skip] {method} round {r}: done")
@@ -127,6 +130,7 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
             result = {**_run_one(data, method, r, shots, profile, out, seed, progress), **provenance()}
             write_text(path, json.dumps(result, indent=1, default=float))
             log(f"       dice_fg {result['dice_fg']:.4f}  ({result['wall_s']['finetune']:.0f} s)")
+            collect(out, ds.name, ds.classes, methods, shots, profile, command)  # partial report
     summary = collect(out, ds.name, ds.classes, methods, shots, profile, command)
     return summary
 
