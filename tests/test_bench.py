@@ -39,6 +39,9 @@ def test_results_match_the_evaluations_and_the_report(bench_out, synth_data):
     assert "| method | rounds | Dice (fg) | ACC | mIoU | matrix | lamellar | precipitate |" in report
     mean = results["methods"]["forest"]["dice_fg_mean"]
     assert f"| forest | 2 | {mean:.4f}" in report
+    from PIL import Image
+    with Image.open(out / "figure.png") as fig:  # box plots + one test image per method
+        assert fig.width > 3 * fig.height / 2 and "](figure.png)" in report
 
 
 def test_rerun_skips_what_is_done_and_redoes_a_missing_round(bench_out, synth_data):

@@ -2,10 +2,22 @@
 
 Patch-sampled contrastive learning (PSCL, Sci. Rep. 2025) and baselines for U-Net pretraining,
 few-label fine-tuning, evaluation and tiled prediction. See ``pscl.api`` for the Python API.
+
+The names below load lazily, so that torch-free parts (ONNX prediction, statistics, reports)
+can be imported without importing torch.
 """
-from pscl.api import (METHODS, PretrainConfig, pretrain, pretrain_config, PROFILES, DatasetFolder, FinetuneConfig, check_dataset, demo, evaluate, finetune,
-                      finetune_config, load_dataset, predict, segment, synthesize_dataset)
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["METHODS", "PretrainConfig", "pretrain", "pretrain_config", "PROFILES", "DatasetFolder", "FinetuneConfig", "check_dataset", "demo", "evaluate", "finetune",
-           "finetune_config", "load_dataset", "predict", "segment", "synthesize_dataset", "__version__"]
+__all__ = ["METHODS", "PretrainConfig", "pretrain", "pretrain_config", "PROFILES", "DatasetFolder",
+           "FinetuneConfig", "check_dataset", "demo", "evaluate", "finetune", "finetune_config",
+           "load_dataset", "predict", "segment", "synthesize_dataset", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        importlib.import_module("pscl.api")  # binds every API name on this package
+        return globals()[name]
+    raise AttributeError(f"module 'pscl' has no attribute {name!r}")

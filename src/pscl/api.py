@@ -72,3 +72,15 @@ def demo(out: str | Path = "pscl-demo", seed: int = 0, progress: bool = True,
 
 __all__ = ["METHODS", "PretrainConfig", "pretrain", "pretrain_config", "DatasetFolder", "FinetuneConfig", "PROFILES", "check_dataset", "demo", "evaluate", "finetune",
            "finetune_config", "load_dataset", "predict", "segment", "synthesize_dataset"]
+
+
+def _bind_package_names() -> None:
+    """``pscl.finetune`` etc. are these functions, not the submodules of the same names (which
+    importing this module binds on the package first)."""
+    import pscl
+
+    for name in __all__:
+        setattr(pscl, name, globals()[name])
+
+
+_bind_package_names()

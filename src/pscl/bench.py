@@ -3,7 +3,9 @@
 For every method and round: (pretrain,) fine-tune on the round's annotated image(s), evaluate on
 test. Every (method, round) result lands in ``OUT/results/<method>/round<R>.json`` as soon as it
 exists; a rerun skips what is done, and a killed fine-tune resumes from its last checkpoint.
-``results.json`` and ``report.md`` are rebuilt from those files at the end.
+``results.json`` and ``report.md`` are rebuilt from those files after each result, and at the end
+``figure.png``: Dice (fg) per method over rounds as box plots, and one test image with the ground
+truth and every method's round-0 prediction side by side.
 
 Methods: ``forest`` (random forest on filter features, :mod:`pscl.forest`), ``scratch`` (random init), ``full`` (scratch on the whole train split: the upper
 reference; one "round" since it does not depend on the draw), and the label-free pretraining
@@ -132,7 +134,73 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
             log(f"       dice_fg {result['dice_fg']:.4f}  ({result['wall_s']['finetune']:.0f} s)")
             collect(out, ds.name, ds.classes, methods, shots, profile, command)  # partial report
     summary = collect(out, ds.name, ds.classes, methods, shots, profile, command)
+    figure(out, ds, summary)
     return summary
+
+
+def _round0_prediction(out: Path, method: str, image: np.ndarray) -> np.ndarray | None:
+    run = out / "runs" / method / "round0"
+    if method == "forest":
+        import pickle
+
+        from pscl.forest import segment_forest
+        if not (run / "forest.pkl").exists():
+            return None
+        return segment_forest(pickle.loads((run / "forest.pkl").read_bytes())["forest"], image)
+    if not (run / "model.pt").exists():
+        return None
+    from pscl.checkpoints import load_model
+    from pscl.predict import segment
+    return segment(load_model(run)[0], image).labels
+
+
+def figure(out: str | Path, ds, summary: dict, stem: str | None = None) -> Path | None:
+    """``OUT/figure.png``: box plots of Dice (fg) over rounds, and predictions on one test image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    from pscl.data.io import atomic_write
+    from pscl.predict import PALETTE
+
+    out = Path(out)
+    methods = list(summary["methods"])
+    if not methods:
+        return None
+    stem = stem or ds.stems("test")[0]
+    image, mask = ds.load_pair(stem)
+    panels = [(m, _round0_prediction(out, m, image)) for m in methods]
+    panels = [(m, p) for m, p in panels if p is not None]
+    columns = max(4, len(panels) + 2)
+    fig = plt.figure(figsize=(2.4 * columns, 6.2))
+    grid = fig.add_gridspec(2, columns, height_ratios=[1.1, 1])
+    ax = fig.add_subplot(grid[0, :])
+    values = [[r["dice_fg"] for r in summary["methods"][m]["rounds"]] for m in methods]
+    ax.boxplot(values, showmeans=True)
+    ax.set_xticks(range(1, len(methods) + 1), methods, fontsize=8)
+    for i, v in enumerate(values, 1):
+        ax.scatter(np.full(len(v), i), v, s=10, color="black", zorder=3)
+    ax.set_ylabel("Dice (fg), test")
+    ax.set_title(f"{summary['dataset']}: {summary['shots']} annotated image(s), rounds as points, "
+                 f"profile {summary['profile']}", fontsize=9)
+    cmap = ListedColormap(PALETTE[:max(len(ds.classes), 2)] / 255)
+    shown = np.where(mask == 255, 0, mask)
+    tiles = [("image", None), ("ground truth", shown)] + [(f"{m} (round 0)", p) for m, p in panels]
+    for i, (title, labels) in enumerate(tiles):
+        a = fig.add_subplot(grid[1, i])
+        if labels is None:
+            a.imshow(image, cmap="gray")
+        else:
+            a.imshow(labels, cmap=cmap, vmin=0, vmax=cmap.N - 1, interpolation="nearest")
+        a.set_title(title, fontsize=8)
+        a.axis("off")
+    fig.suptitle(f"test image {stem}", fontsize=8, y=0.02)
+    fig.tight_layout()
+    path = atomic_write(out / "figure.png", lambda p: fig.savefig(p, format="png", dpi=90))
+    plt.close(fig)
+    return path
 
 
 def collect(out: Path, name: str, classes: list[str], methods: list[str], shots: int, profile: str,
@@ -170,6 +238,7 @@ def report(summary: dict, classes: list[str]) -> str:
         lines.append(f"| {method} | {len(t['rounds'])} | {t['dice_fg_mean']:.4f} ± {t['dice_fg_std']:.4f} | "
                      f"{t['acc_mean']:.4f} ± {t['acc_std']:.4f} | {t['miou_mean']:.4f} | {per_class} |")
     lines += ["", "Per round (Dice fg; annotated images):", ""]
+    lines[-2:-2] = ["![Dice per round and predictions](figure.png)", ""]
     for method, t in summary["methods"].items():
         for r in t["rounds"]:
             ann = ", ".join(r["annotated"]) if len(r["annotated"]) <= 3 else f"{len(r['annotated'])} images"

@@ -1,6 +1,7 @@
 """The ``pscl`` command line: parse, call the Python API, print. Nothing else lives here."""
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from functools import wraps
@@ -11,8 +12,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pscl import api
 from pscl.data.io import DataError
+from pscl.profiles import PROFILES
+
+
+class _LazyAPI:
+    """``pscl.api`` on first use: `pscl predict --onnx` and `pscl report` must run without torch."""
+
+    def __getattr__(self, name: str):
+        return getattr(importlib.import_module("pscl.api"), name)
+
+
+api = _LazyAPI()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Segment metal microstructures from one annotated micrograph (PSCL).")
@@ -83,7 +94,7 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              shots: int = 1, round: int = typer.Option(0, "--round", help="which annotated image(s)"),
              all_train: bool = typer.Option(False, help="train on the whole train split"),
              init: Optional[Path] = typer.Option(None, help="pretrained run to start from"),
-             profile: Optional[str] = typer.Option(None, help="budget preset: " + ", ".join(api.PROFILES)),
+             profile: Optional[str] = typer.Option(None, help="budget preset: " + ", ".join(PROFILES)),
              steps: Optional[int] = None, batch_size: Optional[int] = None, crop: Optional[int] = None,
              lr: Optional[float] = None, widths: Optional[str] = typer.Option(None, help="e.g. 32,64,128,256"),
              val_every: Optional[int] = None, select: str = "val", seed: int = 0,
@@ -111,7 +122,7 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              scales: Optional[str] = typer.Option(None, help="PSCL: decoder scales, e.g. 0,1,2 or 2"),
              sampling: Optional[str] = typer.Option(None, help="PSCL: similarity or random"),
              annotated_in_batch: bool = typer.Option(True, help="PSCL: keep the annotated image in every batch"),
-             profile: Optional[str] = typer.Option(None, help="budget preset: " + ", ".join(api.PROFILES)),
+             profile: Optional[str] = typer.Option(None, help="budget preset: " + ", ".join(PROFILES)),
              steps: Optional[int] = None, batch_size: Optional[int] = None, crop: Optional[int] = None,
              lr: Optional[float] = None, widths: Optional[str] = typer.Option(None, help="e.g. 32,64,128,256"),
              temperature: Optional[float] = None, momentum: Optional[float] = None,
@@ -143,11 +154,55 @@ def evaluate(run: Path, data: Path, split: str = "test", out: Optional[Path] = N
 
 @app.command()
 @_errors_exit
-def predict(run: Path, source: Path, out: Path = typer.Option(..., "--out"),
+def predict(run: Path = typer.Argument(..., help="run folder (with --onnx: the images)"),
+            source: Optional[Path] = typer.Argument(None, help="image or folder of images"),
+            out: Path = typer.Option(..., "--out"),
+            onnx: Optional[Path] = typer.Option(None, help="exported model: ONNX Runtime, no torch"),
+            um_per_px: Optional[float] = typer.Option(None, help="pixel size (overrides the file's metadata)"),
+            crop_bottom: str = typer.Option("auto", help="SEM data bar: auto, none, or a number of rows"),
             tile: int = 512, overlap: int = 128) -> None:
-    """Segment micrographs of any size; write masks, overlays and phase_fractions.csv."""
-    results = api.predict(run, source, out, tile=tile, overlap=overlap)
-    console.print(f"segmented {len(results)} image(s); outputs in {out} (phase_fractions.csv)")
+    """Segment micrographs of any size; write masks, overlays, phase_fractions.csv, predictions.json."""
+    from pscl.predict import predict as run_predict
+
+    if onnx is not None and source is None:  # `pscl predict --onnx MODEL IMAGES`: no run folder
+        run, source = None, run
+    if source is None:
+        raise ValueError("give a run folder and the images: pscl predict RUN IMAGES --out DIR")
+    results = run_predict(run, source, out, tile=tile, overlap=overlap, onnx=onnx, um_per_px=um_per_px,
+                          crop_bottom=None if crop_bottom == "none" else crop_bottom)
+    console.print(f"segmented {len(results)} image(s); outputs in {out} (phase_fractions.csv, predictions.json)")
+
+
+@app.command()
+@_errors_exit
+def export(run: Path, onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write")) -> None:
+    """Export a run's U-Net to ONNX (for `pscl predict --onnx`, without torch)."""
+    from pscl.export import export_onnx
+
+    console.print(f"wrote {export_onnx(run, onnx)}")
+
+
+@app.command()
+@_errors_exit
+def report(pred_dir: Path, out: Optional[Path] = typer.Option(None, help="default PRED_DIR/report"),
+           truth: Optional[Path] = typer.Option(None, help="ground-truth masks (folder or dataset folder)"),
+           groups: Optional[Path] = typer.Option(None, help="CSV image,sample: which images form a sample"),
+           min_area_px: int = typer.Option(5, help="smaller objects are specks: counted, not sized")) -> None:
+    """Phase fractions with 95 % CIs, particle statistics, histograms: report.html + JSON/CSV."""
+    from pscl.report import make_report, read_groups
+
+    result = make_report(pred_dir, out, groups=read_groups(groups) if groups else None, truth=truth,
+                         min_area_px=min_area_px)
+    table = Table(title="phase fractions (mean ± 95 % CI)")
+    table.add_column("sample")
+    for c in result["classes"]:
+        table.add_column(c, justify="right")
+    for name, s in result["samples"].items():
+        fr = s["fractions"]
+        table.add_row(name, *(f"{fr['mean'][c]:.4f}" + (f" ± {fr['ci95'][c]:.4f}" if fr["ci95"][c] is not None else "")
+                              for c in result["classes"]))
+    console.print(table)
+    console.print(f"written: {Path(result['out']) / 'report.html'}")
 
 
 @app.command()

@@ -1,111 +1,79 @@
-"""Segmenting micrographs of any size: overlapping tiles blended smoothly, streamed by rows.
+"""Segmenting micrographs of any size with a trained run (torch) or an exported ONNX model.
 
-An image that fits in one tile is segmented in a single pass (exactly whole-image inference).
-A larger one is cut into ``tile`` x ``tile`` tiles overlapping by ``overlap`` pixels; each tile's
-class probabilities are weighted by a window that ramps linearly over the overlap (never zero,
-so every pixel is covered) and the weighted sum is normalised. Tiles are processed one row of
-tiles at a time and rows are finalised as soon as no later tile touches them, so memory holds
-one strip of ``C x tile x width`` probabilities, not the whole image's: a 10000 x 10000
-micrograph segments in a few hundred MB beyond the image itself.
+The tiling lives in :mod:`pscl.tiling` (numpy only); this module feeds it either the U-Net of a run
+or an ONNX Runtime session. Importing this module, and predicting with ``onnx=...``, never imports
+torch: a workstation that only segments needs onnxruntime, numpy and Pillow.
+
+Outputs per image: ``<stem>_mask.png`` (class index per pixel, data bar removed),
+``<stem>_overlay.png``; per run: ``phase_fractions.csv`` and ``predictions.json`` (classes, model,
+and per image the source, size, data-bar rows cut, calibration, fractions and expected fractions),
+which ``pscl report`` reads.
 """
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from pscl.checkpoints import load_model
+from pscl.calibration import read_calibration
+from pscl.data.databar import rows_to_cut
 from pscl.data.folders import list_images
-from pscl.data.io import DataError, is_image_file, load_micrograph, write_png, write_text
-from pscl.nn import UNet
+from pscl.data.io import DataError, is_image_file, normalize_intensity, read_image, write_png, write_text
+from pscl.tiling import Segmentation, TileModel, segment_tiled
 
 PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
                     [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]],
                    dtype=np.uint8)
+PREDICTIONS_FILE = "predictions.json"
 
 
-@dataclass
-class Segmentation:
-    """Per-pixel labels (uint8, H x W) and the mean class probabilities over the image."""
+def torch_tile_model(model, device="cpu") -> TileModel:
+    """A tile model from a U-Net: softmax probabilities, computed without gradients."""
+    import torch
 
-    labels: np.ndarray
-    mean_probabilities: np.ndarray
-
-    def fractions(self, num_classes: int) -> np.ndarray:
-        """Area fraction of every class (hard labels)."""
-        return np.bincount(self.labels.ravel(), minlength=num_classes)[:num_classes] / self.labels.size
-
-
-def _ramp(length: int, overlap: int) -> np.ndarray:
-    i = np.arange(length, dtype=np.float32) + 0.5
-    if overlap <= 0:
-        return np.ones(length, dtype=np.float32)
-    return np.minimum(1.0, np.minimum(i, length - i) / overlap)
-
-
-def _origins(size: int, tile: int, stride: int) -> list[tuple[int, int]]:
-    """(start, length) of the tiles along one axis; starts are multiples of the stride (itself a
-    multiple of 8) so every tile sees the same pooling grid as whole-image inference."""
-    spans, start = [], 0
-    while True:
-        spans.append((start, min(tile, size - start)))
-        if start + tile >= size:
-            return spans
-        start += stride
-
-
-@torch.no_grad()
-def _probabilities(model: UNet, tiles: list[np.ndarray], device: torch.device) -> np.ndarray:
-    x = torch.from_numpy(np.stack(tiles))[:, None].to(device)
-    return model(x).softmax(1).float().cpu().numpy()
-
-
-@torch.no_grad()
-def segment(model: UNet, image: np.ndarray, tile: int = 512, overlap: int = 128, batch_size: int = 4,
-            device: str | torch.device = "cpu") -> Segmentation:
-    """Segment a normalised (H, W) float image with ``model`` by overlapping tiles (see module doc)."""
-    if image.ndim != 2:
-        raise ValueError(f"expected a 2-D grey image, got shape {image.shape}")
-    if tile < 16 or not 0 <= overlap < tile:
-        raise ValueError(f"need tile >= 16 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
     model = model.eval().to(device)
-    device = torch.device(device)
-    h, w = image.shape
-    c = model.num_classes
-    th, tw = min(tile, h), min(tile, w)
-    if th == h and tw == w:
-        probs = _probabilities(model, [image], device)[0]
-        return Segmentation(probs.argmax(0).astype(np.uint8), probs.reshape(c, -1).mean(1))
-    stride = max(8, (tile - overlap) // 8 * 8)
-    ys, xs = _origins(h, th, stride), _origins(w, tw, stride)
-    labels = np.empty((h, w), dtype=np.uint8)
-    prob_sum = np.zeros(c, dtype=np.float64)
-    acc = np.zeros((c, th, w), dtype=np.float32)  # strip of rows [y0, y0 + th)
-    wsum = np.zeros((th, w), dtype=np.float32)
-    for n, (y0, hh) in enumerate(ys):
-        wy = _ramp(hh, overlap)
-        for b in range(0, len(xs), batch_size):
-            group = xs[b:b + batch_size]
-            # tiles of one batch must share a shape: the short last tile goes alone
-            for same in ([g for g in group if g[1] == tw], [g for g in group if g[1] != tw]):
-                if not same:
-                    continue
-                probs = _probabilities(model, [image[y0:y0 + hh, x0:x0 + ww] for x0, ww in same], device)
-                for (x0, ww), p in zip(same, probs):
-                    window = wy[:, None] * _ramp(ww, overlap)[None, :]
-                    acc[:, :hh, x0:x0 + ww] += p * window
-                    wsum[:hh, x0:x0 + ww] += window
-        done = (ys[n + 1][0] - y0) if n + 1 < len(ys) else hh
-        p = acc[:, :done] / wsum[:done]
-        labels[y0:y0 + done] = p.argmax(0)
-        prob_sum += p.reshape(c, -1).sum(1)
-        acc = np.concatenate([acc[:, done:], np.zeros((c, done, w), np.float32)], 1)
-        wsum = np.concatenate([wsum[done:], np.zeros((done, w), np.float32)], 0)
-    return Segmentation(labels, prob_sum / (h * w))
+
+    def run(tiles: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32))[:, None].to(device)
+            return model(x).softmax(1).float().cpu().numpy()
+    return run
+
+
+def segment(model, image: np.ndarray, tile: int = 512, overlap: int = 128, batch_size: int = 4,
+            device="cpu") -> Segmentation:
+    """Segment a normalised (H, W) float image with a U-Net by overlapping tiles (:mod:`pscl.tiling`)."""
+    return segment_tiled(torch_tile_model(model, device), image, model.num_classes, tile, overlap, batch_size)
+
+
+def onnx_tile_model(path: str | Path, threads: int = 0) -> tuple[TileModel, dict]:
+    """A tile model from an exported ONNX file (see :mod:`pscl.export`) and its metadata
+    (``classes``, ``widths``, ``config``)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise DataError("prediction with --onnx needs onnxruntime: pip install onnxruntime") from exc
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such ONNX file")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise DataError(f"{path}: unreadable ONNX model ({exc})") from exc
+    meta = {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
+    name = session.get_inputs()[0].name
+
+    def run(tiles: np.ndarray) -> np.ndarray:
+        logits = session.run(None, {name: np.ascontiguousarray(tiles, dtype=np.float32)[:, None]})[0]
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+    return run, meta
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -145,25 +113,47 @@ def fractions_table(rows: dict[str, np.ndarray], classes: list[str]) -> str:
     return buf.getvalue()
 
 
-def predict(run: str | Path, source: str | Path, out: str | Path, tile: int = 512, overlap: int = 128,
-            device: str = "cpu") -> dict:
-    """Segment an image or a folder with the model of ``run``; write masks, overlays, fractions.
+def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: int = 512, overlap: int = 128,
+            device: str = "cpu", onnx: str | Path | None = None, um_per_px: float | None = None,
+            crop_bottom: int | str | None = "auto") -> dict:
+    """Segment an image or a folder with the model of ``run`` (or the ONNX file ``onnx``).
 
-    Writes ``OUT/<stem>_mask.png`` (class index per pixel), ``OUT/<stem>_overlay.png`` and
-    ``OUT/phase_fractions.csv``, each atomically. Returns {stem: fractions}.
+    Each image's SEM data bar is cut off first (``crop_bottom``: "auto", a row count, or None)
+    and its pixel size read (``um_per_px`` overrides the file's). Writes the files listed in the
+    module doc, each atomically. Returns {stem: class fractions}.
     """
-    model, payload = load_model(run)
-    classes = payload.get("classes") or [f"class{i}" for i in range(model.num_classes)]
+    if onnx is not None:
+        tile_model, meta = onnx_tile_model(onnx)
+        classes, model_info = meta["classes"], {"onnx": str(onnx), "config": meta.get("config")}
+    else:
+        if run is None:
+            raise ValueError("give a run folder or an ONNX file")
+        from pscl.checkpoints import load_model
+
+        model, payload = load_model(run)
+        tile_model = torch_tile_model(model, device)
+        classes = payload.get("classes") or [f"class{i}" for i in range(model.num_classes)]
+        model_info = {"run": str(run), "config": payload.get("config")}
     out = Path(out)
     results: dict[str, np.ndarray] = {}
+    images = {}
     for path in collect_inputs(source):
-        image = load_micrograph(path)
-        seg = segment(model, image, tile=tile, overlap=overlap, device=device)
+        raw = read_image(path)
+        cut = rows_to_cut(raw, crop_bottom, path)
+        image = normalize_intensity(raw[:raw.shape[0] - cut] if cut else raw)
+        seg = segment_tiled(tile_model, image, len(classes), tile, overlap)
         write_png(out / f"{path.stem}_mask.png", seg.labels)
         write_png(out / f"{path.stem}_overlay.png", overlay(image, seg.labels))
         results[path.stem] = seg.fractions(len(classes))
+        images[path.stem] = {"source": str(path.resolve()), "height": int(raw.shape[0]), "width": int(raw.shape[1]),
+                             "data_bar_rows": int(cut), "calibration": read_calibration(path, um_per_px).to_dict(),
+                             "fractions": results[path.stem].tolist(),
+                             "expected_fractions": seg.mean_probabilities.tolist()}
     write_text(out / "phase_fractions.csv", fractions_table(results, classes))
+    write_text(out / PREDICTIONS_FILE, json.dumps({"classes": classes, "model": model_info, "tile": tile,
+                                                   "overlap": overlap, "images": images}, indent=1, default=str))
     return results
 
 
-__all__ = ["Segmentation", "segment", "overlay", "predict", "collect_inputs", "fractions_table"]
+__all__ = ["PALETTE", "Segmentation", "segment", "segment_tiled", "torch_tile_model", "onnx_tile_model",
+           "overlay", "predict", "collect_inputs", "fractions_table"]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pscl.data.databar import rows_to_cut
 from pscl.data.io import (IGNORE_INDEX, DataError, is_image_file, load_micrograph, normalize_intensity,
                           read_image, read_mask)
 
@@ -49,6 +50,7 @@ class DatasetFolder:
     classes: list[str] | None
     splits: dict[str, list[str]]
     meta: dict = field(default_factory=dict)
+    crop_bottom: int | str | None = "auto"  # SEM data bar: "auto" detects it, N cuts N rows, None keeps all
 
     @property
     def labelled(self) -> bool:
@@ -82,7 +84,7 @@ class DatasetFolder:
 
     def load_image(self, stem: str) -> np.ndarray:
         """The intensity-normalised float32 image of ``stem``."""
-        return load_micrograph(self.image_path(stem))
+        return load_micrograph(self.image_path(stem), self.crop_bottom)
 
     def load_mask(self, stem: str) -> np.ndarray:
         """The uint8 mask of ``stem``, checked against its image size and the class count."""
@@ -96,6 +98,9 @@ class DatasetFolder:
         image = read_image(image_path)
         if mask.shape != image.shape:
             raise DataError(f"{mask_path}: mask size {mask.shape} differs from image size {image.shape}")
+        rows = rows_to_cut(image, self.crop_bottom, image_path)
+        if rows:  # the data bar is neither trained on nor scored
+            image, mask = image[:-rows], mask[:-rows]
         bad = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
         if bad.any():
             raise DataError(f"{mask_path}: class index {int(mask[bad].max())} out of range "
@@ -153,7 +158,8 @@ def load_dataset(path: str | Path) -> DatasetFolder:
     if not isinstance(splits, dict):
         raise DataError(f"{meta_path}: 'splits' must map split names to lists of stems")
     return DatasetFolder(root, str(meta.get("name", root.name)), [str(c) for c in classes],
-                         {k: [str(s) for s in v] for k, v in splits.items()}, meta)
+                         {k: [str(s) for s in v] for k, v in splits.items()}, meta,
+                         crop_bottom=meta.get("crop_bottom", "auto"))
 
 
 def check_dataset(path: str | Path) -> list[str]:

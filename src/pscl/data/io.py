@@ -115,9 +115,15 @@ def normalize_intensity(image: np.ndarray, low: float = 1.0, high: float = 99.0)
     return np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
-def load_micrograph(path: str | Path) -> np.ndarray:
-    """Read and intensity-normalise a micrograph: what training and prediction feed the network."""
-    return normalize_intensity(read_image(path))
+def load_micrograph(path: str | Path, crop_bottom: int | str | None = "auto") -> np.ndarray:
+    """Read a micrograph, cut off its SEM data bar and normalise its intensity: what training and
+    prediction feed the network. ``crop_bottom``: "auto" detects the band
+    (:mod:`pscl.data.databar`), a number cuts that many rows, None keeps every row."""
+    from pscl.data.databar import rows_to_cut  # databar imports this module
+
+    image = read_image(path)
+    rows = rows_to_cut(image, crop_bottom, path)
+    return normalize_intensity(image[:image.shape[0] - rows] if rows else image)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

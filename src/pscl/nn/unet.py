@@ -115,7 +115,7 @@ class UNet(nn.Module):
         x = (x - 0.5) * 4.0
         m = self.multiple
         pad_h, pad_w = (-h) % m, (-w) % m
-        if pad_h or pad_w:
+        if pad_h or pad_w or torch.compiler.is_exporting():  # an exported graph must pad any size
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         feats = self.encoder(x)
 

@@ -1,0 +1,106 @@
+"""ONNX export parity, torch-free ONNX prediction, and the HTML report in a headless browser."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pscl.checkpoints import load_model
+from pscl.data.io import read_mask
+from pscl.predict import onnx_tile_model, predict
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is a test dependency")
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tiny_run, tmp_path_factory) -> Path:
+    from pscl.export import export_onnx
+
+    return export_onnx(tiny_run, tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+def test_onnx_logits_equal_torch(tiny_run, onnx_model):
+    import onnxruntime as ort
+
+    model, payload = load_model(tiny_run)
+    session = ort.InferenceSession(str(onnx_model), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((2, 1, 75, 133), dtype=np.float32)  # odd sizes: padding path
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    got = session.run(None, {"image": x})[0]
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-4
+    _, meta = onnx_tile_model(onnx_model)
+    assert meta["classes"] == payload["classes"] and meta["widths"] == list(model.widths)
+
+
+def test_predict_with_onnx_imports_no_torch_and_matches(tiny_run, onnx_model, synth_data, tmp_path):
+    images = synth_data / "images"
+    torch_out, onnx_out = tmp_path / "torch", tmp_path / "onnx"
+    predict(tiny_run, images, torch_out, tile=64, overlap=16)
+    code = ("import sys; sys.modules['torch'] = None\n"  # any `import torch` now fails
+            "from pscl.cli import main\n"
+            f"sys.argv = ['pscl', 'predict', '--onnx', {str(onnx_model)!r}, {str(images)!r}, '--out', {str(onnx_out)!r},"
+            " '--tile', '64', '--overlap', '16', '--um-per-px', '0.1']\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    masks = sorted(torch_out.glob("*_mask.png"))
+    assert masks and len(masks) == len(list(onnx_out.glob("*_mask.png")))
+    agree = np.mean([np.mean(read_mask(m) == read_mask(onnx_out / m.name)) for m in masks])
+    assert agree > 0.999
+    meta = json.loads((onnx_out / "predictions.json").read_text())
+    first = next(iter(meta["images"].values()))
+    assert first["calibration"] == {"um_per_px": 0.1, "source": "user", "length_unit": "µm"}
+
+
+def _chromium() -> str | None:
+    for name in ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def test_report_numbers_and_html(tiny_run, synth_data, tmp_path):
+    from pscl.report import make_report, read_groups
+
+    pred = tmp_path / "pred"
+    predict(tiny_run, synth_data / "images", pred, tile=64, overlap=16, um_per_px=0.2)
+    stems = sorted(json.loads((pred / "predictions.json").read_text())["images"])
+    groups_csv = tmp_path / "groups.csv"
+    groups_csv.write_text("image,sample\n" + "".join(f"{s},{'A' if i % 2 else 'B'}\n" for i, s in enumerate(stems)))
+    result = make_report(pred, groups=read_groups(groups_csv), truth=synth_data)
+    assert set(result["samples"]) == {"A", "B"}
+    a = result["samples"]["A"]
+    per_field = np.array([result["images"][s]["fractions"] for s in a["images"]])
+    assert a["fractions"]["fields"] == len(per_field)
+    assert a["fractions"]["mean"]["matrix"] == pytest.approx(per_field[:, 0].mean())
+    truth = np.array([result["images"][s]["true_fractions"] for s in a["images"]])
+    assert np.allclose(truth.sum(1), 1.0)
+    assert a["calibration"]["um_per_px"] == 0.2 and a["particles"]["precipitate"]["length_unit"] == "µm"
+    out = Path(result["out"])
+    for name in ("report.html", "report.json", "fractions.csv", "particles.csv"):
+        assert (out / name).stat().st_size > 0
+    html_text = (out / "report.html").read_text()
+    assert "src='http" not in html_text and "href='http" not in html_text  # self-contained
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no headless Chromium here (.ci/run installs chromium-headless-shell)")
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "HOME": str(tmp_path)})
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    page = dom.stdout
+    assert page.count("class=\"fractions\"") == 2 and page.count("class=\"particles\"") == 2
+    assert "Sample A" in page and "ground truth" in page
+    total = int(page.split('data-images-total="')[1].split('"')[0])
+    decoded = int(page.split('data-images-decoded="')[1].split('"')[0])
+    assert total >= len(stems) and decoded == total  # every overlay and histogram decodes
