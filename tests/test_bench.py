@@ -63,3 +63,17 @@ def test_a_killed_finetune_resumes_from_its_checkpoint(synth_data, tmp_path):
     result = json.loads((tmp_path / "results" / "scratch" / "round0.json").read_text())
     assert result["config"]["steps"] == settings["steps"]
     assert (tmp_path / "runs" / "scratch" / "round0" / "logs-resumed-1" / "metrics.csv").exists()
+
+
+def test_pick_suggest_fine_tunes_every_method_on_the_suggested_image(synth_data, tmp_path):
+    out = tmp_path / "bench"
+    summary = run_bench(synth_data, out, ["scratch", "pscl-simclr", "forest"], rounds=1, profile="smoke",
+                        log=lambda *_: None, pick="suggest")
+    chosen = json.loads((out / "suggest" / "suggestions.json").read_text())["chosen"]
+    assert len(chosen) == 1
+    for method in ("scratch", "pscl-simclr", "forest"):
+        row = summary["methods"][method]["suggested"]
+        assert row["annotated"] == chosen and row["round"] == "suggest"
+    guided = json.loads((out / "pretrain" / "pscl-simclr" / "suggest" / "config.json").read_text())
+    assert guided["annotated"] == chosen  # PSCL pretraining is guided by the suggested image too
+    assert "Fine-tuned on the image(s) `pscl suggest` picks" in (out / "report.md").read_text()

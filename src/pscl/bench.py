@@ -61,19 +61,20 @@ _SCORES = ("dice_fg", "dice_all", "miou", "acc")
 
 
 def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, progress: bool, shots: int,
-                round_index: int) -> tuple[Path | None, float]:
+                round_index: int, tag: str, stems: list[str] | None = None) -> tuple[Path | None, float]:
     """The pretraining run of a method (made, or resumed, if missing) and its wall time.
 
-    Label-free methods are pretrained once; guided ones (PSCL) once per round, since the round's
-    annotated image guides them.
+    Label-free methods are pretrained once; guided ones (PSCL) once per draw of annotated images
+    (``tag``: "round<R>" or "suggest"), since the annotated image guides them.
     """
     if method not in PRETRAIN_METHODS:
         return None, 0.0
-    run = out / "pretrain" / method / (f"round{round_index}" if method in GUIDED else "")
+    run = out / "pretrain" / method / (tag if method in GUIDED else "")
     if (run / "model.pt").exists():
         return run, float(json.loads((run / "wall.json").read_text())["seconds"]) if (run / "wall.json").exists() else 0.0
     t0 = time.time()
     config = PretrainConfig(method=method, seed=seed, progress=progress, shots=shots, round=round_index,
+                            annotated=list(stems or []) if method in GUIDED else [],
                             options=method_options(profile, method), **profile_settings(profile, "pretrain"))
     pretrain(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
     wall = time.time() - t0
@@ -82,38 +83,59 @@ def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, pro
 
 
 def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str, out: Path, seed: int,
-             progress: bool) -> dict:
-    run = out / "runs" / method / f"round{round_index}"
+             progress: bool, tag: str | None = None, stems: list[str] | None = None) -> dict:
+    """Fine-tune (or train the forest) and evaluate one method on one draw of annotated images:
+    the round's (``stems`` None) or explicit ``stems`` under the name ``tag``."""
+    tag = tag or f"round{round_index}"
+    run = out / "runs" / method / tag
+    head = {"method": method, "round": round_index if stems is None else tag, "shots": shots, "profile": profile,
+            "seed": seed}
     if method == "forest":
         from pscl.forest import ForestConfig, evaluate_forest, train_forest
         t0 = time.time()
-        train_forest(data, run, ForestConfig(shots=shots, round=round_index, seed=seed))
+        train_forest(data, run, ForestConfig(shots=shots, round=round_index, seed=seed, stems=stems))
         t1 = time.time()
         scores = evaluate_forest(run, data, split="test")
-        return {"method": method, "round": round_index, "shots": shots, "profile": profile, "seed": seed,
-                "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
+        return {**head, "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
                 "per_class": scores["per_class"], "selected": "n/a", "config": scores["config"],
                 "wall_s": {"pretrain": 0.0, "finetune": t1 - t0, "evaluate": time.time() - t1}}
-    init, pretrain_s = _pretrained(data, method, profile, out, seed, progress, shots, round_index)
+    init, pretrain_s = _pretrained(data, method, profile, out, seed, progress, shots, round_index, tag, stems)
     settings = profile_settings(profile, "finetune")
-    config = FinetuneConfig(shots=shots, round=round_index, all_train=method == "full", seed=seed,
+    config = FinetuneConfig(shots=shots, round=round_index, all_train=method == "full", seed=seed, stems=stems,
                             progress=progress, init=str(init) if init else None, **settings)
     t0 = time.time()
     finetune(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
     t1 = time.time()
     scores = evaluate(run, data, split="test")
-    return {"method": method, "round": round_index, "shots": shots, "profile": profile, "seed": seed,
-            "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
+    return {**head, "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
             "per_class": scores["per_class"],
             "selected": json.loads((run / "config.json").read_text())["select"],
             "config": scores["config"],
             "wall_s": {"pretrain": pretrain_s, "finetune": t1 - t0, "evaluate": time.time() - t1}}
 
 
+def suggested_stems(data: Path, out: Path, shots: int, profile: str, seed: int, progress: bool) -> list[str]:
+    """The image(s) `pscl suggest` picks (a joint set of ``shots``), with the bench's SimCLR
+    pretraining as the label-free feature extractor; cached in ``OUT/suggest``."""
+    from pscl.suggest import SuggestConfig, suggest
+
+    cached = out / "suggest" / "suggestions.json"
+    if cached.exists():
+        return json.loads(cached.read_text())["chosen"]
+    init, _ = _pretrained(data, "simclr", profile, out, seed, progress, shots, 0, "round0")
+    return suggest(data, out / "suggest", SuggestConfig(k=shots, init=str(init), seed=seed))["chosen"]
+
+
 def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHODS), shots: int = 1,
               rounds: int = 5, profile: str = "quick", seed: int = 0, progress: bool = False,
-              log: Callable[[str], None] = print, command: str = "") -> dict:
-    """Run (or resume) the protocol; return and write ``results.json`` and ``report.md``."""
+              log: Callable[[str], None] = print, command: str = "", pick: str = "random") -> dict:
+    """Run (or resume) the protocol; return and write ``results.json`` and ``report.md``.
+
+    ``pick="suggest"`` also fine-tunes every method on the image(s) `pscl suggest` picks
+    (``results/<method>/suggest.json``), reported beside the random rounds.
+    """
+    if pick not in ("random", "suggest"):
+        raise ValueError(f"pick must be 'random' or 'suggest', got {pick!r}")
     data, out = Path(data), Path(out)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -133,6 +155,18 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
             write_text(path, json.dumps(result, indent=1, default=float))
             log(f"       dice_fg {result['dice_fg']:.4f}  ({result['wall_s']['finetune']:.0f} s)")
             collect(out, ds.name, ds.classes, methods, shots, profile, command)  # partial report
+    if pick == "suggest":
+        stems = suggested_stems(data, out, shots, profile, seed, progress)
+        for method in methods:
+            path = out / "results" / method / "suggest.json"
+            if method == "full" or path.exists():
+                continue
+            log(f"[run ] {method} on the suggested image(s) {stems}")
+            result = {**_run_one(data, method, 0, shots, profile, out, seed, progress, "suggest", stems),
+                      **provenance()}
+            write_text(path, json.dumps(result, indent=1, default=float))
+            log(f"       dice_fg {result['dice_fg']:.4f}")
+            collect(out, ds.name, ds.classes, methods, shots, profile, command)
     summary = collect(out, ds.name, ds.classes, methods, shots, profile, command)
     figure(out, ds, summary)
     return summary
@@ -205,8 +239,10 @@ def figure(out: str | Path, ds, summary: dict, stem: str | None = None) -> Path 
 
 def collect(out: Path, name: str, classes: list[str], methods: list[str], shots: int, profile: str,
             command: str) -> dict:
-    """Aggregate the per-round files into results.json and report.md."""
+    """Aggregate the per-round files into results.json and report.md: every method with results in
+    OUT, so that a later run of a few methods (e.g. ``--pick suggest``) keeps the others' rows."""
     table = {}
+    methods = [m for m in METHODS if m in methods or (out / "results" / m).is_dir()]
     for method in methods:
         rows = [json.loads(p.read_text()) for p in sorted((out / "results" / method).glob("round*.json"))]
         if not rows:
@@ -216,6 +252,8 @@ def collect(out: Path, name: str, classes: list[str], methods: list[str], shots:
                          **{f"{k}_std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in agg.items()},
                          "per_class_dice_mean": {c: float(np.nanmean([r["per_class"][c]["dice"] for r in rows]))
                                                  for c in classes}}
+        if (out / "results" / method / "suggest.json").exists():
+            table[method]["suggested"] = json.loads((out / "results" / method / "suggest.json").read_text())
     summary = {"dataset": name, "shots": shots, "profile": profile,
                "profile_settings": {stage: profile_settings(profile, stage) for stage in ("pretrain", "finetune")},
                "command": command, **provenance(), "methods": table}
@@ -238,6 +276,16 @@ def report(summary: dict, classes: list[str]) -> str:
         lines.append(f"| {method} | {len(t['rounds'])} | {t['dice_fg_mean']:.4f} ± {t['dice_fg_std']:.4f} | "
                      f"{t['acc_mean']:.4f} ± {t['acc_std']:.4f} | {t['miou_mean']:.4f} | {per_class} |")
     lines += ["", "Per round (Dice fg; annotated images):", ""]
+    suggested = {m: t for m, t in summary["methods"].items() if "suggested" in t}
+    if suggested:
+        lines[-2:-2] = ["", "Fine-tuned on the image(s) `pscl suggest` picks, beside the random rounds:", "",
+                        "| method | suggested image(s) | Dice (fg) | random rounds: mean ± std | difference / std |",
+                        "|---|---|---|---|---|"]
+        for m, t in suggested.items():
+            sdice, std = t["suggested"]["dice_fg"], t["dice_fg_std"]
+            ratio = f"{(sdice - t['dice_fg_mean']) / std:+.2f}" if std > 0 else "n/a"
+            lines[-2:-2] = [f"| {m} | {', '.join(t['suggested']['annotated'])} | {sdice:.4f} | "
+                            f"{t['dice_fg_mean']:.4f} ± {std:.4f} | {ratio} |"]
     lines[-2:-2] = ["![Dice per round and predictions](figure.png)", ""]
     for method, t in summary["methods"].items():
         for r in t["rounds"]:

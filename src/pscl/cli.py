@@ -210,7 +210,8 @@ def report(pred_dir: Path, out: Optional[Path] = typer.Option(None, help="defaul
 def bench(data: str = typer.Argument(..., help="dataset folder, or 'speed' for the speed benchmark"),
           out: Path = typer.Option(..., "--out"),
           methods: str = typer.Option("scratch,full", help="comma-separated methods"),
-          shots: int = 1, rounds: int = 5, profile: str = "quick", seed: int = 0, progress: bool = False) -> None:
+          shots: int = 1, rounds: int = 5, profile: str = "quick", seed: int = 0, progress: bool = False,
+          pick: str = typer.Option("random", help="random: the rounds only; suggest: also `pscl suggest`'s pick")) -> None:
     """Run the paper's protocol (resumable) and write a report; `pscl bench speed` measures speed."""
     command = "pscl " + " ".join(sys.argv[1:])
     if data == "speed":
@@ -228,8 +229,29 @@ def bench(data: str = typer.Argument(..., help="dataset folder, or 'speed' for t
         return
     from pscl.bench import run_bench
     run_bench(Path(data), out, methods.split(","), shots=shots, rounds=rounds, profile=profile, seed=seed,
-              progress=progress, log=console.print, command=command)
+              progress=progress, log=console.print, command=command, pick=pick)
     console.print((Path(out) / "report.md").read_text())
+
+
+@app.command()
+@_errors_exit
+def suggest(data: Path, out: Path = typer.Option(..., "--out"),
+            init: Optional[Path] = typer.Option(None, help="label-free pretrained run (default: pretrain SimCLR now)"),
+            k: int = typer.Option(1, "--k", help="images to annotate, chosen jointly"),
+            patch: int = 32, clusters: int = 16, seed: int = 0,
+            profile: str = typer.Option("quick", help="pretraining budget when --init is absent")) -> None:
+    """Rank the images by how well annotating them would serve the rest; write a contact sheet."""
+    from pscl.suggest import SuggestConfig, suggest as run_suggest
+
+    result = run_suggest(data, out, SuggestConfig(k=k, patch=patch, clusters=clusters, seed=seed,
+                                                  init=str(init) if init else None, pretrain_profile=profile))
+    table = Table(title=f"annotate first (of {result['candidates']} candidates)")
+    for col in ("rank", "image", "score", "reason"):
+        table.add_column(col)
+    for r in result["ranking"][:10]:
+        table.add_row(str(r["rank"]), r["image"], f"{r['score']:.3f}", r["reason"])
+    console.print(table)
+    console.print(f"chosen set (k={k}): {', '.join(result['chosen'])}; outputs in {out} (contact_sheet.png)")
 
 
 @app.command()

@@ -30,6 +30,7 @@ class ForestConfig:
     shots: int = 1
     round: int = 0
     all_train: bool = False
+    stems: list[str] | None = None  # explicit annotated images (overrides shots/round)
     trees: int = 100
     max_pixels: int = 60000  # labelled pixels sampled per image (spread over its classes)
     seed: int = 0
@@ -69,7 +70,8 @@ def train_forest(data: str | Path | DatasetFolder, out: str | Path, config: Fore
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
     if ds.classes is None:
         raise DataError(f"{ds.root}: the forest needs a dataset folder with masks")
-    stems = annotated_stems(ds, FinetuneConfig(shots=config.shots, round=config.round, all_train=config.all_train))
+    stems = annotated_stems(ds, FinetuneConfig(shots=config.shots, round=config.round, all_train=config.all_train,
+                                               stems=config.stems))
     config.annotated = stems
     rng = np.random.default_rng(config.seed)
     xs, ys = [], []

@@ -35,7 +35,12 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
         if ds.classes is None:
             raise DataError(f"{ds.root}: {config.method} needs a dataset folder with annotated images")
         config.classes = list(ds.classes)
-        config.annotated = ds.shots(config.shots, config.round)
+        if config.annotated:  # explicit images (e.g. `pscl suggest`'s pick) override shots/round
+            missing = [s for s in config.annotated if s not in ds.splits.get("train", [])]
+            if missing:
+                raise DataError(f"{ds.root}: annotated stems {missing} are not in the train split")
+        else:
+            config.annotated = ds.shots(config.shots, config.round)
         annotated, masks = map(list, zip(*(ds.load_pair(s) for s in config.annotated)))
         data_stream = GuidedBatches(annotated, masks, images, config.crop,
                                     config.batch_size, config.checkpoint_every, seed=config.seed,
