@@ -145,7 +145,7 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
         write_png(out / f"{path.stem}_mask.png", seg.labels)
         write_png(out / f"{path.stem}_overlay.png", overlay(image, seg.labels))
         results[path.stem] = seg.fractions(len(classes))
-        images[path.stem] = {"source": str(path.resolve()), "height": int(raw.shape[0]), "width": int(raw.shape[1]),
+        images[path.stem] = {"source": str(path.absolute()), "height": int(raw.shape[0]), "width": int(raw.shape[1]),
                              "data_bar_rows": int(cut), "calibration": read_calibration(path, um_per_px).to_dict(),
                              "fractions": results[path.stem].tolist(),
                              "expected_fractions": seg.mean_probabilities.tolist()}

@@ -46,7 +46,7 @@ def _figure_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _histograms(objects, classes: list[str], unit: str, title: str) -> str | None:
+def _histograms(objects, classes: list[str], unit: str) -> str | None:
     """One figure: the ECD histogram of the inside objects of every class that has some."""
     import matplotlib
 
@@ -65,7 +65,6 @@ def _histograms(objects, classes: list[str], unit: str, title: str) -> str | Non
         ax.set_xlabel(f"ECD [{unit}]", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("objects", fontsize=8)
-    fig.suptitle(title, fontsize=10)
     uri = _figure_uri(fig)
     plt.close(fig)
     return uri
@@ -140,7 +139,7 @@ def make_report(pred_dir: str | Path, out: str | Path | None = None, groups: dic
                               if all(per_image[s]["expected_fractions"] for s in stems) else None)
         sample_rows[sample] = {"images": stems, "calibration": cal.to_dict(), "fractions": fr.to_dict(classes),
                                "particles": summarise(objects, counts, field_area, cal),
-                               "histogram": _histograms(objects, classes, cal.length_unit, sample)}
+                               "histogram": _histograms(objects, classes, cal.length_unit)}
         if any("true_fractions" in per_image[s] for s in stems):
             true = [per_image[s]["true_fractions"] for s in stems if "true_fractions" in per_image[s]]
             sample_rows[sample]["true_fractions_mean"] = dict(zip(classes, np.mean(true, 0).tolist()))
