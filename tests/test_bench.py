@@ -77,3 +77,25 @@ def test_pick_suggest_fine_tunes_every_method_on_the_suggested_image(synth_data,
     guided = json.loads((out / "pretrain" / "pscl-simclr" / "suggest" / "config.json").read_text())
     assert guided["annotated"] == chosen  # PSCL pretraining is guided by the suggested image too
     assert "Fine-tuned on the image(s) `pscl suggest` picks" in (out / "report.md").read_text()
+
+
+def test_method_variants_parse_and_fail_clearly():
+    from pscl.bench import parse_method
+
+    assert parse_method("pscl-simclr:a=0") == ("pscl-simclr", {"a": 0}, {})
+    assert parse_method("pscl-simclr:scales=2") == ("pscl-simclr", {"scales": [2]}, {})
+    assert parse_method("pscl-simclr:scales=0/2:sampling=random") == ("pscl-simclr", {"scales": [0, 2], "sampling": "random"}, {})
+    assert parse_method("pscl-simclr:annotated_in_batch=false") == ("pscl-simclr", {}, {"annotated_in_batch": False})
+    with pytest.raises(ValueError, match="unknown method"):
+        parse_method("pscl-simclrr:a=0")
+    with pytest.raises(ValueError, match="key=value"):
+        parse_method("pscl-simclr:a")
+    with pytest.raises(ValueError, match="only pretraining methods"):
+        parse_method("scratch:a=0")
+
+
+def test_ablation_variant_runs_as_its_own_method(synth_data, tmp_path):
+    summary = run_bench(synth_data, tmp_path, ["pscl-simclr:a=0"], rounds=1, profile="smoke", log=lambda *_: None)
+    assert list(summary["methods"]) == ["pscl-simclr:a=0"]
+    config = json.loads((tmp_path / "pretrain" / "pscl-simclr:a=0" / "round0" / "config.json").read_text())
+    assert config["method"] == "pscl-simclr" and config["options"]["a"] == 0

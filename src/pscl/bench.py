@@ -36,6 +36,38 @@ from pscl.profiles import method_options, profile_settings
 METHODS = ("scratch", "full", *PRETRAIN_METHODS, "forest")
 
 
+def parse_method(spec: str) -> tuple[str, dict, dict]:
+    """A bench method, optionally a variant: ``NAME[:key=value[:key=value...]]`` -> (NAME,
+    method options, pretraining config fields). Values: numbers, true/false, words, or lists
+    with "/" (``scales=0/2``). E.g. the PSCL ablations ``pscl-simclr:a=0``, ``pscl-simclr:scales=2``,
+    ``pscl-simclr:sampling=random``, ``pscl-simclr:annotated_in_batch=false``.
+    """
+    name, *pairs = spec.split(":")
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    options, fields = {}, {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"method variant {spec!r}: expected key=value, got {pair!r}")
+        def value(t: str):
+            if t.lower() in ("true", "false"):
+                return t.lower() == "true"
+            for kind in (int, float):
+                try:
+                    return kind(t)
+                except ValueError:
+                    pass
+            return t
+        parsed = [value(t) for t in text.split("/")] if "/" in text else value(text)
+        if pairs and name not in PRETRAIN_METHODS:
+            raise ValueError(f"method variant {spec!r}: only pretraining methods take options")
+        (fields if key in PretrainConfig.__dataclass_fields__ else options)[key] = parsed
+    if name in PRETRAIN_METHODS and "scales" in options and not isinstance(options["scales"], list):
+        options["scales"] = [options["scales"]]
+    return name, options, fields
+
+
 def provenance() -> dict:
     """Commit, machine, date: recorded with every benchmark figure."""
     try:
@@ -67,15 +99,17 @@ def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, pro
     Label-free methods are pretrained once; guided ones (PSCL) once per draw of annotated images
     (``tag``: "round<R>" or "suggest"), since the annotated image guides them.
     """
+    spec, (method, variant_options, variant_fields) = method, parse_method(method)
     if method not in PRETRAIN_METHODS:
         return None, 0.0
-    run = out / "pretrain" / method / (tag if method in GUIDED else "")
+    run = out / "pretrain" / spec / (tag if method in GUIDED else "")
     if (run / "model.pt").exists():
         return run, float(json.loads((run / "wall.json").read_text())["seconds"]) if (run / "wall.json").exists() else 0.0
     t0 = time.time()
     config = PretrainConfig(method=method, seed=seed, progress=progress, shots=shots, round=round_index,
                             annotated=list(stems or []) if method in GUIDED else [],
-                            options=method_options(profile, method), **profile_settings(profile, "pretrain"))
+                            options={**method_options(profile, method), **variant_options},
+                            **{**profile_settings(profile, "pretrain"), **variant_fields})
     pretrain(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
     wall = time.time() - t0
     write_text(run / "wall.json", json.dumps({"seconds": wall}))
@@ -88,7 +122,8 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
     the round's (``stems`` None) or explicit ``stems`` under the name ``tag``."""
     tag = tag or f"round{round_index}"
     run = out / "runs" / method / tag
-    head = {"method": method, "round": round_index if stems is None else tag, "shots": shots, "profile": profile,
+    spec, method = method, parse_method(method)[0]
+    head = {"method": spec, "round": round_index if stems is None else tag, "shots": shots, "profile": profile,
             "seed": seed}
     if method == "forest":
         from pscl.forest import ForestConfig, evaluate_forest, train_forest
@@ -99,7 +134,7 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
         return {**head, "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
                 "per_class": scores["per_class"], "selected": "n/a", "config": scores["config"],
                 "wall_s": {"pretrain": 0.0, "finetune": t1 - t0, "evaluate": time.time() - t1}}
-    init, pretrain_s = _pretrained(data, method, profile, out, seed, progress, shots, round_index, tag, stems)
+    init, pretrain_s = _pretrained(data, spec, profile, out, seed, progress, shots, round_index, tag, stems)
     settings = profile_settings(profile, "finetune")
     config = FinetuneConfig(shots=shots, round=round_index, all_train=method == "full", seed=seed, stems=stems,
                             progress=progress, init=str(init) if init else None, **settings)
@@ -137,9 +172,8 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
     if pick not in ("random", "suggest"):
         raise ValueError(f"pick must be 'random' or 'suggest', got {pick!r}")
     data, out = Path(data), Path(out)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    for m in methods:
+        parse_method(m)  # unknown names and malformed variants fail before any work
     ds = load_dataset(data)
     # round-major, so that an interrupted bench already compares every method on its first rounds
     for r in range(rounds):
@@ -242,7 +276,9 @@ def collect(out: Path, name: str, classes: list[str], methods: list[str], shots:
     """Aggregate the per-round files into results.json and report.md: every method with results in
     OUT, so that a later run of a few methods (e.g. ``--pick suggest``) keeps the others' rows."""
     table = {}
-    methods = [m for m in METHODS if m in methods or (out / "results" / m).is_dir()]
+    found = sorted(p.name for p in (out / "results").iterdir() if p.is_dir()) if (out / "results").is_dir() else []
+    order = {m: i for i, m in enumerate(METHODS)}
+    methods = sorted(set(methods) | set(found), key=lambda m: (order.get(m.split(":")[0], len(order)), m))
     for method in methods:
         rows = [json.loads(p.read_text()) for p in sorted((out / "results" / method).glob("round*.json"))]
         if not rows:

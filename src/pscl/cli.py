@@ -209,7 +209,8 @@ def report(pred_dir: Path, out: Optional[Path] = typer.Option(None, help="defaul
 @_errors_exit
 def bench(data: str = typer.Argument(..., help="dataset folder, or 'speed' for the speed benchmark"),
           out: Path = typer.Option(..., "--out"),
-          methods: str = typer.Option("scratch,full", help="comma-separated methods"),
+          methods: str = typer.Option("scratch,full", help="comma-separated methods; variants as NAME:key=value, "
+                                                             "e.g. pscl-simclr:a=0 or pscl-simclr:scales=2"),
           shots: int = 1, rounds: int = 5, profile: str = "quick", seed: int = 0, progress: bool = False,
           pick: str = typer.Option("random", help="random: the rounds only; suggest: also `pscl suggest`'s pick")) -> None:
     """Run the paper's protocol (resumable) and write a report; `pscl bench speed` measures speed."""
