@@ -12,7 +12,9 @@ Method:
    embedding is the concatenation of its L2-normalised mean bottleneck feature (1/8 scale) and
    mean first-decoder feature (1/4 scale), averaged over quarter turns of the image (orientation
    does not make a phase), z-scored over all patches and L2-normalised.
-2. Reference patches: up to ``reference_patches`` patches drawn evenly from all images.
+2. Reference patches: up to ``reference_patches`` patches drawn evenly from all images (the
+   candidates and at most ``reference_images`` others, evenly spaced: embedding is the cost,
+   about 4 forward passes per image).
 3. Clusters: k-means (``clusters``) on the reference patches gives the textures of the data set
    and their shares.
 4. Facility location over clusters: a set S shows cluster c as well as its patch closest to the
@@ -48,6 +50,7 @@ class SuggestConfig:
     k: int = 1
     patch: int = 32  # pixels; a multiple of 8
     reference_patches: int = 4000
+    reference_images: int = 64  # non-candidate images embedded (evenly spaced subset): cost is per image
     clusters: int = 16
     rotations: int = 4  # embeddings averaged over this many quarter turns (1, 2 or 4)
     seed: int = 0
@@ -164,6 +167,8 @@ def suggest(data: str | Path | DatasetFolder, out: str | Path, config: SuggestCo
     model = _model(ds, config, out)
     candidate_paths = [ds.image_path(s) for s in candidates]
     others = [p for p in ds.pretraining_paths() if p not in set(candidate_paths)]
+    if len(others) > config.reference_images:  # deterministic, evenly spread over the sorted list
+        others = [others[i] for i in np.linspace(0, len(others) - 1, config.reference_images).round().astype(int)]
     embeddings = [patch_embeddings(model, load_micrograph(p, ds.crop_bottom), config.patch, config.rotations)
                   for p in candidate_paths + others]
     embeddings = standardise(embeddings)
