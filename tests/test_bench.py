@@ -82,10 +82,14 @@ def test_pick_suggest_fine_tunes_every_method_on_the_suggested_image(synth_data,
 def test_method_variants_parse_and_fail_clearly():
     from pscl.bench import parse_method
 
-    assert parse_method("pscl-simclr:a=0") == ("pscl-simclr", {"a": 0}, {})
-    assert parse_method("pscl-simclr:scales=2") == ("pscl-simclr", {"scales": [2]}, {})
-    assert parse_method("pscl-simclr:scales=0/2:sampling=random") == ("pscl-simclr", {"scales": [0, 2], "sampling": "random"}, {})
-    assert parse_method("pscl-simclr:annotated_in_batch=false") == ("pscl-simclr", {}, {"annotated_in_batch": False})
+    assert parse_method("pscl-simclr:a=0") == ("pscl-simclr", {"a": 0}, {}, {})
+    assert parse_method("pscl-simclr:scales=2") == ("pscl-simclr", {"scales": [2]}, {}, {})
+    assert parse_method("pscl-simclr:scales=0/2:sampling=random") == ("pscl-simclr", {"scales": [0, 2], "sampling": "random"}, {}, {})
+    assert parse_method("pscl-simclr:annotated_in_batch=false") == ("pscl-simclr", {}, {"annotated_in_batch": False}, {})
+    assert parse_method("simclr:ft.lr_contracting_init=0.001") == ("simclr", {}, {}, {"lr_contracting_init": 0.001})
+    assert parse_method("scratch:ft.steps=800") == ("scratch", {}, {}, {"steps": 800})
+    with pytest.raises(ValueError, match="not a fine-tuning setting"):
+        parse_method("simclr:ft.speed=3")
     with pytest.raises(ValueError, match="unknown method"):
         parse_method("pscl-simclrr:a=0")
     with pytest.raises(ValueError, match="key=value"):
@@ -95,7 +99,10 @@ def test_method_variants_parse_and_fail_clearly():
 
 
 def test_ablation_variant_runs_as_its_own_method(synth_data, tmp_path):
-    summary = run_bench(synth_data, tmp_path, ["pscl-simclr:a=0"], rounds=1, profile="smoke", log=lambda *_: None)
-    assert list(summary["methods"]) == ["pscl-simclr:a=0"]
+    summary = run_bench(synth_data, tmp_path, ["pscl-simclr:a=0:ft.lr_contracting_init=0.001"], rounds=1,
+                        profile="smoke", log=lambda *_: None)
+    assert list(summary["methods"]) == ["pscl-simclr:a=0:ft.lr_contracting_init=0.001"]
+    row = summary["methods"]["pscl-simclr:a=0:ft.lr_contracting_init=0.001"]["rounds"][0]
+    assert row["config"]["lr_contracting_init"] == 0.001
     config = json.loads((tmp_path / "pretrain" / "pscl-simclr:a=0" / "round0" / "config.json").read_text())
     assert config["method"] == "pscl-simclr" and config["options"]["a"] == 0

@@ -36,16 +36,22 @@ from pscl.profiles import method_options, profile_settings
 METHODS = ("scratch", "full", *PRETRAIN_METHODS, "forest")
 
 
-def parse_method(spec: str) -> tuple[str, dict, dict]:
+def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
     """A bench method, optionally a variant: ``NAME[:key=value[:key=value...]]`` -> (NAME,
-    method options, pretraining config fields). Values: numbers, true/false, words, or lists
-    with "/" (``scales=0/2``). E.g. the PSCL ablations ``pscl-simclr:a=0``, ``pscl-simclr:scales=2``,
-    ``pscl-simclr:sampling=random``, ``pscl-simclr:annotated_in_batch=false``.
+    method options, pretraining config fields, fine-tuning config fields). Values: numbers,
+    true/false, words, or lists with "/" (``scales=0/2``). E.g. the PSCL ablations
+    ``pscl-simclr:a=0``, ``pscl-simclr:scales=2``, ``pscl-simclr:sampling=random``,
+    ``pscl-simclr:annotated_in_batch=false``; keys prefixed ``ft.`` change the fine-tuning
+    (``simclr:ft.lr_contracting_init=0.001``), which then differs from the other methods' budget:
+    the variant's name says so in every table.
     """
+    from dataclasses import fields as dataclass_fields
+
     name, *pairs = spec.split(":")
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    options, fields = {}, {}
+    options, fields, finetune_fields = {}, {}, {}
+    finetune_keys = {f.name for f in dataclass_fields(FinetuneConfig)}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
@@ -60,12 +66,17 @@ def parse_method(spec: str) -> tuple[str, dict, dict]:
                     pass
             return t
         parsed = [value(t) for t in text.split("/")] if "/" in text else value(text)
-        if pairs and name not in PRETRAIN_METHODS:
+        if key.startswith("ft."):
+            if key[3:] not in finetune_keys or name == "forest":
+                raise ValueError(f"method variant {spec!r}: {key[3:]!r} is not a fine-tuning setting of {name}")
+            finetune_fields[key[3:]] = parsed
+            continue
+        if name not in PRETRAIN_METHODS:
             raise ValueError(f"method variant {spec!r}: only pretraining methods take options")
         (fields if key in PretrainConfig.__dataclass_fields__ else options)[key] = parsed
     if name in PRETRAIN_METHODS and "scales" in options and not isinstance(options["scales"], list):
         options["scales"] = [options["scales"]]
-    return name, options, fields
+    return name, options, fields, finetune_fields
 
 
 def provenance() -> dict:
@@ -99,10 +110,12 @@ def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, pro
     Label-free methods are pretrained once; guided ones (PSCL) once per draw of annotated images
     (``tag``: "round<R>" or "suggest"), since the annotated image guides them.
     """
-    spec, (method, variant_options, variant_fields) = method, parse_method(method)
+    spec, (method, variant_options, variant_fields, _) = method, parse_method(method)
     if method not in PRETRAIN_METHODS:
         return None, 0.0
-    run = out / "pretrain" / spec / (tag if method in GUIDED else "")
+    # fine-tuning settings do not change the pretraining: variants that differ only in them share it
+    pretrain_name = ":".join(part for part in spec.split(":") if not part.startswith("ft."))
+    run = out / "pretrain" / pretrain_name / (tag if method in GUIDED else "")
     if (run / "model.pt").exists():
         return run, float(json.loads((run / "wall.json").read_text())["seconds"]) if (run / "wall.json").exists() else 0.0
     t0 = time.time()
@@ -122,7 +135,7 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
     the round's (``stems`` None) or explicit ``stems`` under the name ``tag``."""
     tag = tag or f"round{round_index}"
     run = out / "runs" / method / tag
-    spec, method = method, parse_method(method)[0]
+    spec, (method, _, _, finetune_fields) = method, parse_method(method)
     head = {"method": spec, "round": round_index if stems is None else tag, "shots": shots, "profile": profile,
             "seed": seed}
     if method == "forest":
@@ -135,7 +148,7 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
                 "per_class": scores["per_class"], "selected": "n/a", "config": scores["config"],
                 "wall_s": {"pretrain": 0.0, "finetune": t1 - t0, "evaluate": time.time() - t1}}
     init, pretrain_s = _pretrained(data, spec, profile, out, seed, progress, shots, round_index, tag, stems)
-    settings = profile_settings(profile, "finetune")
+    settings = {**profile_settings(profile, "finetune"), **finetune_fields}
     config = FinetuneConfig(shots=shots, round=round_index, all_train=method == "full", seed=seed, stems=stems,
                             progress=progress, init=str(init) if init else None, **settings)
     t0 = time.time()
