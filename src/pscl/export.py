@@ -16,6 +16,8 @@ from pscl.data.io import atomic_write
 
 
 class _Logits(torch.nn.Module):
+    """The U-Net with one input named ``image`` (dynamic shapes are keyed by argument name)."""
+
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pscl.calibration import read_calibration
-from pscl.data.databar import rows_to_cut
+from pscl.data.databar import cut_data_bar
 from pscl.data.folders import list_images
 from pscl.data.io import DataError, is_image_file, normalize_intensity, read_image, write_png, write_text
 from pscl.tiling import Segmentation, TileModel, segment_tiled
@@ -139,8 +139,8 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
     images = {}
     for path in collect_inputs(source):
         raw = read_image(path)
-        cut = rows_to_cut(raw, crop_bottom, path)
-        image = normalize_intensity(raw[:raw.shape[0] - cut] if cut else raw)
+        specimen, cut = cut_data_bar(raw, crop_bottom, path)
+        image = normalize_intensity(specimen)
         seg = segment_tiled(tile_model, image, len(classes), tile, overlap)
         write_png(out / f"{path.stem}_mask.png", seg.labels)
         write_png(out / f"{path.stem}_overlay.png", overlay(image, seg.labels))

@@ -65,3 +65,9 @@ def rows_to_cut(image: np.ndarray, crop_bottom: int | str | None, source: object
     if not 0 <= rows < image.shape[0]:
         raise DataError(f"{source}: cannot cut {rows} bottom rows from an image of height {image.shape[0]}")
     return rows
+
+
+def cut_data_bar(image: np.ndarray, crop_bottom: int | str | None, source: object = "<array>") -> tuple[np.ndarray, int]:
+    """``image`` without its bottom band (see :func:`rows_to_cut`) and the number of rows cut."""
+    rows = rows_to_cut(image, crop_bottom, source)
+    return (image[:image.shape[0] - rows] if rows else image), rows

@@ -121,11 +121,9 @@ def load_micrograph(path: str | Path, crop_bottom: int | str | None = "auto") ->
     """Read a micrograph, cut off its SEM data bar and normalise its intensity: what training and
     prediction feed the network. ``crop_bottom``: "auto" detects the band
     (:mod:`pscl.data.databar`), a number cuts that many rows, None keeps every row."""
-    from pscl.data.databar import rows_to_cut  # databar imports this module
+    from pscl.data.databar import cut_data_bar  # databar imports this module
 
-    image = read_image(path)
-    rows = rows_to_cut(image, crop_bottom, path)
-    return normalize_intensity(image[:image.shape[0] - rows] if rows else image)
+    return normalize_intensity(cut_data_bar(read_image(path), crop_bottom, path)[0])
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
