@@ -44,6 +44,31 @@ def test_results_match_the_evaluations_and_the_report(bench_out, synth_data):
         assert fig.width > 3 * fig.height / 2 and "](figure.png)" in report
 
 
+def test_methods_are_compared_with_scratch_round_by_round(bench_out):
+    out, _ = bench_out
+    results = json.loads((out / "results.json").read_text())["methods"]
+    scratch = [r["dice_fg"] for r in results["scratch"]["rounds"]]
+    for method in ("simclr", "forest"):
+        paired = results[method]["vs_scratch"]
+        expected = [r["dice_fg"] - s for r, s in zip(results[method]["rounds"], scratch)]
+        assert paired["differences"] == pytest.approx(expected)
+        assert paired["wins"] == sum(d > 0 for d in expected) and paired["rounds"] == 2
+        assert f"| {method} | 2 | {np.mean(expected):+.4f} ± {np.std(expected, ddof=1):.4f} |" in (out / "report.md").read_text()
+    assert "vs_scratch" not in results["scratch"]
+
+
+def test_paired_difference_by_hand():
+    from pscl.bench import paired_difference
+
+    method = [{"round": 0, "dice_fg": 0.5}, {"round": 1, "dice_fg": 0.6}, {"round": 3, "dice_fg": 0.9}]
+    scratch = [{"round": 0, "dice_fg": 0.4}, {"round": 1, "dice_fg": 0.3}, {"round": 2, "dice_fg": 0.1}]
+    d = paired_difference(method, scratch)  # rounds 0 and 1 only: differences 0.1 and 0.3
+    assert d["rounds"] == 2 and d["wins"] == 2
+    assert d["mean"] == pytest.approx(0.2) and d["std"] == pytest.approx(0.1 * np.sqrt(2))
+    assert d["ci95"] == pytest.approx([0.2 - 12.7062 * 0.1, 0.2 + 12.7062 * 0.1], abs=1e-4)  # t(0.975, 1 dof)
+    assert paired_difference(method[2:], scratch) is None
+
+
 def test_rerun_skips_what_is_done_and_redoes_a_missing_round(bench_out, synth_data):
     out, _ = bench_out
     (out / "results" / "scratch" / "round1.json").unlink()

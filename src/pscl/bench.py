@@ -303,12 +303,37 @@ def collect(out: Path, name: str, classes: list[str], methods: list[str], shots:
                                                  for c in classes}}
         if (out / "results" / method / "suggest.json").exists():
             table[method]["suggested"] = json.loads((out / "results" / method / "suggest.json").read_text())
+    for method, t in table.items():
+        if method not in ("scratch", "full") and "scratch" in table:
+            paired = paired_difference(t["rounds"], table["scratch"]["rounds"])
+            if paired:
+                t["vs_scratch"] = paired
     summary = {"dataset": name, "shots": shots, "profile": profile,
                "profile_settings": {stage: profile_settings(profile, stage) for stage in ("pretrain", "finetune")},
                "command": command, **provenance(), "methods": table}
     write_text(out / "results.json", json.dumps(summary, indent=1, default=float))
     write_text(out / "report.md", report(summary, classes))
     return summary
+
+
+def paired_difference(rounds: list[dict], reference: list[dict], key: str = "dice_fg") -> dict | None:
+    """``key`` of a method minus the reference's, round by round (the same annotated image).
+
+    The annotated image moves Dice more than the method does, so the per-round difference is the
+    fair comparison: its mean, sample std, a Student-t 95 % interval of the mean (none for one
+    round) and how many rounds the method wins. None when the two share no round.
+    """
+    from scipy import stats
+
+    by_round = {r["round"]: r[key] for r in reference}
+    diffs = [r[key] - by_round[r["round"]] for r in rounds if r["round"] in by_round]
+    if not diffs:
+        return None
+    n, mean = len(diffs), float(np.mean(diffs))
+    std = float(np.std(diffs, ddof=1)) if n > 1 else 0.0
+    half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
+    return {"rounds": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half],
+            "wins": int(sum(d > 0 for d in diffs)), "differences": [float(d) for d in diffs]}
 
 
 def report(summary: dict, classes: list[str]) -> str:
@@ -324,6 +349,15 @@ def report(summary: dict, classes: list[str]) -> str:
         per_class = " | ".join(f"{t['per_class_dice_mean'][c]:.3f}" for c in classes)
         lines.append(f"| {method} | {len(t['rounds'])} | {t['dice_fg_mean']:.4f} ± {t['dice_fg_std']:.4f} | "
                      f"{t['acc_mean']:.4f} ± {t['acc_std']:.4f} | {t['miou_mean']:.4f} | {per_class} |")
+    paired = {m: t["vs_scratch"] for m, t in summary["methods"].items() if "vs_scratch" in t}
+    if paired:
+        lines += ["", "Paired against scratch (same annotated image each round; Dice (fg) of the method minus scratch's):",
+                  "", "| method | rounds | mean difference ± std | 95 % interval | rounds better than scratch |",
+                  "|---|---|---|---|---|"]
+        for m, d in paired.items():
+            interval = f"{d['ci95'][0]:+.4f} .. {d['ci95'][1]:+.4f}" if d["rounds"] > 1 else "–"
+            lines.append(f"| {m} | {d['rounds']} | {d['mean']:+.4f} ± {d['std']:.4f} | {interval} | "
+                         f"{d['wins']} of {d['rounds']} |")
     lines += ["", "Per round (Dice fg; annotated images):", ""]
     suggested = {m: t for m, t in summary["methods"].items() if "suggested" in t}
     if suggested:
