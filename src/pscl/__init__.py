@@ -13,7 +13,7 @@ import importlib
 __version__ = "0.1.0"
 __all__ = ["METHODS", "PretrainConfig", "pretrain", "pretrain_config", "PROFILES", "DatasetFolder",
            "FinetuneConfig", "check_dataset", "demo", "evaluate", "finetune", "finetune_config",
-           "load_dataset", "predict", "segment", "synthesize_dataset", "__version__"]
+           "linear_probe", "load_dataset", "ProbeConfig", "predict", "segment", "synthesize_dataset", "__version__"]
 
 
 def __getattr__(name: str):

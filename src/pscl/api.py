@@ -19,6 +19,7 @@ from pscl.finetune import FinetuneConfig, finetune
 from pscl.methods import METHODS, PretrainConfig
 from pscl.predict import predict, segment
 from pscl.pretrain import pretrain
+from pscl.probe import ProbeConfig, linear_probe
 from pscl.profiles import PROFILES, method_options, profile_settings
 
 
@@ -71,7 +72,7 @@ def demo(out: str | Path = "pscl-demo", seed: int = 0, progress: bool = True,
 
 
 __all__ = ["METHODS", "PretrainConfig", "pretrain", "pretrain_config", "DatasetFolder", "FinetuneConfig", "PROFILES", "check_dataset", "demo", "evaluate", "finetune",
-           "finetune_config", "load_dataset", "predict", "segment", "synthesize_dataset"]
+           "finetune_config", "linear_probe", "load_dataset", "ProbeConfig", "predict", "segment", "synthesize_dataset"]
 
 
 def _bind_package_names() -> None:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pscl.data.io import DataError
+from pscl.data.io import DataError, write_text
 from pscl.profiles import PROFILES
 
 
@@ -154,6 +154,23 @@ def evaluate(run: Path, data: Path, split: str = "test", out: Optional[Path] = N
 
 @app.command()
 @_errors_exit
+def probe(data: Path, init: Optional[Path] = typer.Option(None, help="pretrained or fine-tuned run; none: random features"),
+          shots: int = 1, round: int = typer.Option(0, "--round"), split: str = "val", steps: int = 150,
+          crop: int = 128, lr: float = 1e-2, seed: int = 0,
+          widths: str = typer.Option("16,32,64,128", help="U-Net widths of the random features (without --init)"),
+          out: Optional[Path] = typer.Option(None, help="also write the result as JSON here")) -> None:
+    """Linear probe: freeze the U-Net, train only its classifier on the round's annotated image(s), score a split."""
+    config = api.ProbeConfig(shots=shots, round=round, steps=steps, crop=crop, lr=lr, seed=seed,
+                             widths=_ints(widths))
+    result = api.linear_probe(data, init, config, split=split)
+    print_scores(result, f"linear probe of {init or 'random features'} on {data} [{split}]")
+    if out:
+        write_text(out, json.dumps(result, indent=1, default=float))
+        console.print(f"written: {out}")
+
+
+@app.command()
+@_errors_exit
 def predict(run: Path = typer.Argument(..., help="run folder (with --onnx: the images)"),
             source: Optional[Path] = typer.Argument(None, help="image or folder of images"),
             out: Path = typer.Option(..., "--out"),
@@ -218,7 +235,6 @@ def bench(data: str = typer.Argument(..., help="dataset folder, or 'speed' for t
     if data == "speed":
         from pscl.speed import measure_speed, speed_table
         from pscl.bench import provenance
-        from pscl.data.io import write_text
         pre = [m for m in methods.split(",") if m in api.METHODS] or list(api.METHODS)
         result = {**measure_speed(pre), **provenance(), "command": command}
         write_text(out / "speed.json", json.dumps(result, indent=1))
