@@ -59,6 +59,21 @@ def test_init_loads_backbone_and_uses_split_learning_rates(tiny_run, synth_data,
     assert [g["lr"] for g in scratch.configure_optimizers().param_groups] == [1e-3]
 
 
+def test_head_warmup_trains_only_the_classifier_first(tiny_run, synth_data, tmp_path):
+    init = read_model_file(tiny_run)["state_dict"]
+    warm = finetune(synth_data, tmp_path / "warm", FinetuneConfig(init=str(tiny_run), steps=6, head_warmup=6,
+                                                                 val_every=6, select="last", **TINY))
+    after = read_model_file(warm["run"])["state_dict"]
+    changed = {k for k in after if not torch.equal(after[k], init[k])}
+    assert changed == {"classifier.weight", "classifier.bias"}  # BatchNorm statistics included
+    both = finetune(synth_data, tmp_path / "both", FinetuneConfig(init=str(tiny_run), steps=8, head_warmup=6,
+                                                                 val_every=8, select="last", **TINY))
+    after = read_model_file(both["run"])["state_dict"]
+    assert not torch.equal(after["encoder.stages.0.0.weight"], init["encoder.stages.0.0.weight"])
+    with pytest.raises(ValueError, match="head_warmup must be between 0 and steps"):
+        FinetuneConfig(steps=10, head_warmup=11)
+
+
 def test_nan_loss_raises_clear_error(synth_data, tmp_path):
     with pytest.raises(FloatingPointError, match="non-finite fine-tuning loss"):
         finetune(synth_data, tmp_path / "nan", FinetuneConfig(steps=5, val_every=5, lr=float("nan"), **TINY))

@@ -41,6 +41,10 @@ class FinetuneConfig(RuntimeConfig):
     crop: int = 128
     lr: float = 1e-3
     lr_contracting_init: float = 1e-4
+    # LP-FT (Kumar et al., ICLR 2022): the first steps train only the fresh classifier on frozen
+    # features (BatchNorm statistics kept), so that its early random gradients do not distort
+    # pretrained features; then everything trains as usual
+    head_warmup: int = 0
     widths: tuple[int, ...] = (32, 64, 128, 256)
     norm: str = "batch"
     jitter: float = 0.1
@@ -53,6 +57,8 @@ class FinetuneConfig(RuntimeConfig):
         if self.select not in ("val", "last"):
             raise ValueError(f"select must be 'val' or 'last', got {self.select!r}")
         self.check_positive("steps", "batch_size", "crop", "val_every", "shots")
+        if not 0 <= self.head_warmup <= self.steps:
+            raise ValueError(f"head_warmup must be between 0 and steps ({self.steps}), got {self.head_warmup}")
         self.widths = tuple(int(w) for w in self.widths)
 
 
@@ -68,7 +74,15 @@ class SegmentationModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         image, target = batch
-        loss = segmentation_loss(self.model(image), target, self.class_weights)
+        warming_up = self.global_step < self.config.get("head_warmup", 0)
+        self.model.train(not warming_up)
+        if warming_up:
+            with torch.no_grad():
+                features = self.model(image, return_features=True).decoder[-1]
+            logits = self.model.classifier(features)
+        else:
+            logits = self.model(image)
+        loss = segmentation_loss(logits, target, self.class_weights)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite fine-tuning loss ({loss.item()}) at step {self.global_step}; "
                                      "lower the learning rate or check the input images")
