@@ -44,3 +44,16 @@ def test_split_pooling_differs_from_per_image_mean():
 def test_out_of_range_prediction_raises():
     with pytest.raises(ValueError, match="out of range"):
         confusion_matrix(np.array([3]), np.array([0]), 2)
+
+
+def test_score_split_pools_the_split_and_scores_each_image(synth_data):
+    from pscl.data import load_dataset
+    from pscl.metrics import score_split
+
+    ds = load_dataset(synth_data)
+    masks = {stem: ds.load_pair(stem)[1] for stem in ds.stems("test")}
+    truth = iter(masks.values())  # images come in the split's order
+    perfect = score_split(ds, "test", lambda image: np.where((m := next(truth)) == 255, 0, m))
+    assert perfect["dice_fg"] == 1.0 and perfect["acc"] == 1.0 and set(perfect["per_image_dice_fg"]) == set(masks)
+    all_matrix = score_split(ds, "test", lambda image: np.zeros(image.shape, np.uint8))
+    assert all_matrix["dice_fg"] == 0.0 and all_matrix["per_class"]["matrix"]["dice"] > 0

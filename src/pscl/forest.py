@@ -20,7 +20,7 @@ from skimage.feature import multiscale_basic_features, structure_tensor, structu
 
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import IGNORE_INDEX, DataError, atomic_write, write_text
-from pscl.metrics import confusion_matrix, scores
+from pscl.metrics import score_split
 
 SIGMAS = (1.0, 2.0, 4.0, 8.0, 16.0)
 
@@ -101,11 +101,7 @@ def evaluate_forest(run: str | Path, data: str | Path | DatasetFolder, split: st
     """Score a trained forest on a split, as :func:`pscl.evaluate.evaluate` does for a U-Net."""
     payload = pickle.loads((Path(run) / "forest.pkl").read_bytes())
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
-    cm = np.zeros((ds.num_classes,) * 2, dtype=np.int64)
-    for stem in ds.stems(split):
-        image, mask = ds.load_pair(stem)
-        cm += confusion_matrix(segment_forest(payload["forest"], image), mask, ds.num_classes)
-    result = {"run": str(run), "dataset": str(ds.root), "split": split, **scores(cm, ds.classes),
+    result = {"run": str(run), **score_split(ds, split, lambda im: segment_forest(payload["forest"], im)),
               "config": payload["config"]}
     write_text(Path(run) / f"eval_{ds.name}_{split}.json", json.dumps(result, indent=1, default=float))
     return result

@@ -26,9 +26,10 @@ from pscl.checkpoints import load_backbone, read_model_file
 from pscl.data.crops import RandomCropDataset
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import DataError
-from pscl.evaluate import score_model
 from pscl.losses import class_weights, segmentation_loss
+from pscl.metrics import score_split
 from pscl.nn import UNet
+from pscl.predict import segment
 
 
 @dataclass
@@ -58,7 +59,7 @@ def linear_probe(data: str | Path | DatasetFolder, init: str | Path | None, conf
                  split: str = "val") -> dict:
     """Train only the classifier of a frozen U-Net (``init``: a pretraining or fine-tuning run, or
     None for random features) on the round's annotated image(s); return the scores on ``split``
-    (:func:`pscl.evaluate.score_model`) with the config and the annotated stems."""
+    (:func:`pscl.metrics.score_split`) with the config and the annotated stems."""
     config = config or ProbeConfig()
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
     if ds.classes is None:
@@ -71,8 +72,7 @@ def linear_probe(data: str | Path | DatasetFolder, init: str | Path | None, conf
         load_backbone(model, init)
     images, masks = map(list, zip(*(ds.load_pair(s) for s in stems)))
     train_classifier(model, images, masks, config, label=f"{ds.root} (init {init})")
-    name = f"the model of {init}" if init else "the probe"
-    return {**score_model(model, ds, split, name=name), "init": str(init) if init else None,
+    return {**score_split(ds, split, lambda im: segment(model, im).labels), "init": str(init) if init else None,
             "annotated": stems, "config": asdict(config)}
 
 
