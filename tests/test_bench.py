@@ -30,6 +30,11 @@ def test_results_match_the_evaluations_and_the_report(bench_out, synth_data):
         for r in rounds:
             saved = json.loads((out / "runs" / method / f"round{r['round']}" / "eval_synthetic_test.json").read_text())
             assert r["dice_fg"] == pytest.approx(saved["dice_fg"]) and r["acc"] == pytest.approx(saved["acc"])
+        if method != "forest":  # the U-Nets are selected on val; the result says with which score
+            from pscl.checkpoints import read_model_file
+            assert [r["val_dice_fg"] for r in rounds] == [
+                read_model_file(out / "runs" / method / f"round{r['round']}")["val_dice_fg"] for r in rounds]
+            assert all(0 <= r["val_dice_fg"] <= 1 for r in rounds)
         assert table["dice_fg_mean"] == pytest.approx(np.mean([r["dice_fg"] for r in rounds]))
         assert table["dice_fg_std"] == pytest.approx(np.std([r["dice_fg"] for r in rounds], ddof=1))
     # every method fine-tunes on the same annotated image per round

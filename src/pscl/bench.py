@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from pscl.checkpoints import read_model_file
 from pscl.data.folders import load_dataset
 from pscl.data.io import write_text
 from pscl.evaluate import evaluate
@@ -158,6 +159,8 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
     return {**head, "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
             "per_class": scores["per_class"],
             "selected": json.loads((run / "config.json").read_text())["select"],
+            # the selection criterion: variants of a method are compared on it, never on test
+            "val_dice_fg": read_model_file(run).get("val_dice_fg"),
             "config": scores["config"],
             "wall_s": {"pretrain": pretrain_s, "finetune": t1 - t0, "evaluate": time.time() - t1}}
 
@@ -373,5 +376,6 @@ def report(summary: dict, classes: list[str]) -> str:
     for method, t in summary["methods"].items():
         for r in t["rounds"]:
             ann = ", ".join(r["annotated"]) if len(r["annotated"]) <= 3 else f"{len(r['annotated'])} images"
-            lines.append(f"- {method} round {r['round']}: {r['dice_fg']:.4f} ({ann}; fine-tune {r['wall_s']['finetune']:.0f} s)")
+            val = f"; best val {r['val_dice_fg']:.4f}" if r.get("val_dice_fg") is not None else ""
+            lines.append(f"- {method} round {r['round']}: {r['dice_fg']:.4f} ({ann}; fine-tune {r['wall_s']['finetune']:.0f} s{val})")
     return "\n".join(lines) + "\n"
