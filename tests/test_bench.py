@@ -6,6 +6,7 @@ import pytest
 
 from pscl import FinetuneConfig, finetune
 from pscl.bench import run_bench
+from pscl.data.io import DataError
 from pscl.profiles import profile_settings
 
 
@@ -60,6 +61,21 @@ def test_methods_are_compared_with_scratch_round_by_round(bench_out):
         assert paired["wins"] == sum(d > 0 for d in expected) and paired["rounds"] == 2
         assert f"| {method} | 2 | {np.mean(expected):+.4f} ± {np.std(expected, ddof=1):.4f} |" in (out / "report.md").read_text()
     assert "vs_scratch" not in results["scratch"]
+
+
+def test_report_only_rebuilds_the_report_from_the_results(bench_out, synth_data):
+    from pscl.bench import rebuild_report
+
+    out, _ = bench_out
+    before = json.loads((out / "results.json").read_text())
+    (out / "report.md").unlink()
+    (out / "figure.png").unlink()
+    summary = rebuild_report(synth_data, out)
+    assert summary["command"] == before["command"] and summary["methods"].keys() == before["methods"].keys()
+    assert summary["methods"]["simclr"]["dice_fg_mean"] == before["methods"]["simclr"]["dice_fg_mean"]
+    assert (out / "report.md").exists() and (out / "figure.png").exists()
+    with pytest.raises(DataError, match="no results.json"):
+        rebuild_report(synth_data, out / "nothing-here")
 
 
 def test_paired_difference_by_hand():

@@ -27,7 +27,7 @@ import numpy as np
 
 from pscl.checkpoints import read_model_file
 from pscl.data.folders import load_dataset
-from pscl.data.io import write_text
+from pscl.data.io import DataError, write_text
 from pscl.evaluate import evaluate
 from pscl.finetune import FinetuneConfig, finetune
 from pscl.methods import GUIDED, METHODS as PRETRAIN_METHODS, PretrainConfig
@@ -218,6 +218,20 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
             log(f"       dice_fg {result['dice_fg']:.4f}")
             collect(out, ds.name, ds.classes, methods, shots, profile, command)
     summary = collect(out, ds.name, ds.classes, methods, shots, profile, command)
+    figure(out, ds, summary)
+    return summary
+
+
+def rebuild_report(data: str | Path, out: str | Path) -> dict:
+    """Rebuild ``results.json``, ``report.md`` and ``figure.png`` from the cached results in OUT,
+    running nothing (after a killed run, or when the report itself has changed). The command,
+    shots and profile stay those recorded in ``OUT/results.json``."""
+    data, out = Path(data), Path(out)
+    if not (out / "results.json").exists():
+        raise DataError(f"{out}: no results.json to rebuild a report from (run the bench first)")
+    recorded = json.loads((out / "results.json").read_text())
+    ds = load_dataset(data)
+    summary = collect(out, ds.name, ds.classes, [], recorded["shots"], recorded["profile"], recorded["command"])
     figure(out, ds, summary)
     return summary
 

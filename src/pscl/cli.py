@@ -232,9 +232,15 @@ def bench(data: str = typer.Argument(..., help="dataset folder, or 'speed' for t
           methods: str = typer.Option("scratch,full", help="comma-separated methods; variants as NAME:key=value, "
                                                              "e.g. pscl-simclr:a=0 or pscl-simclr:scales=2"),
           shots: int = 1, rounds: int = 5, profile: str = "quick", seed: int = 0, progress: bool = False,
-          pick: str = typer.Option("random", help="random: the rounds only; suggest: also `pscl suggest`'s pick")) -> None:
+          pick: str = typer.Option("random", help="random: the rounds only; suggest: also `pscl suggest`'s pick"),
+          report_only: bool = typer.Option(False, "--report-only", help="rebuild report and figure from OUT's results; run nothing")) -> None:
     """Run the paper's protocol (resumable) and write a report; `pscl bench speed` measures speed."""
     command = "pscl " + " ".join(sys.argv[1:])
+    if report_only:
+        from pscl.bench import rebuild_report
+        rebuild_report(data, out)
+        console.print(f"written: {out / 'report.md'}")
+        return
     if data == "speed":
         from pscl.speed import measure_speed, speed_table
         from pscl.bench import provenance
