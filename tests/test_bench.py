@@ -152,3 +152,14 @@ def test_ablation_variant_runs_as_its_own_method(synth_data, tmp_path):
     assert row["config"]["lr_contracting_init"] == 0.001
     config = json.loads((tmp_path / "pretrain" / "pscl-simclr:a=0" / "round0" / "config.json").read_text())
     assert config["method"] == "pscl-simclr" and config["options"]["a"] == 0
+
+
+def test_figure_shows_the_round_most_methods_have_models_of(tmp_path):
+    from pscl.bench import _shown_round
+
+    assert _shown_round(tmp_path, ["scratch", "forest"], 3) == 0  # nothing on disk: round 0
+    for method, r, name in [("scratch", 0, "model.pt"), ("scratch", 2, "model.pt"), ("forest", 2, "forest.pkl"),
+                            ("forest", 1, "model.pt")]:  # a forest run is its forest.pkl
+        (tmp_path / "runs" / method / f"round{r}").mkdir(parents=True)
+        (tmp_path / "runs" / method / f"round{r}" / name).write_bytes(b"")
+    assert _shown_round(tmp_path, ["scratch", "forest"], 3) == 2

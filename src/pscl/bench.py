@@ -5,7 +5,7 @@ test. Every (method, round) result lands in ``OUT/results/<method>/round<R>.json
 exists; a rerun skips what is done, and a killed fine-tune resumes from its last checkpoint.
 ``results.json`` and ``report.md`` are rebuilt from those files after each result, and at the end
 ``figure.png``: Dice (fg) per method over rounds as box plots, and one test image with the ground
-truth and every method's round-0 prediction side by side.
+truth and every method's prediction side by side (of the round most methods still have models of: round 0 after an uninterrupted run).
 
 Methods: ``forest`` (random forest on filter features, :mod:`pscl.forest`), ``scratch`` (random init), ``full`` (scratch on the whole train split: the upper
 reference; one "round" since it does not depend on the draw), and the label-free pretraining
@@ -236,20 +236,29 @@ def rebuild_report(data: str | Path, out: str | Path) -> dict:
     return summary
 
 
-def _round0_prediction(out: Path, method: str, image: np.ndarray) -> np.ndarray | None:
-    run = out / "runs" / method / "round0"
-    if method == "forest":
+def _model_file(out: Path, method: str, round_index: int) -> Path:
+    run = out / "runs" / method / f"round{round_index}"
+    return run / ("forest.pkl" if method.split(":")[0] == "forest" else "model.pt")
+
+
+def _prediction(out: Path, method: str, round_index: int, image: np.ndarray) -> np.ndarray | None:
+    path = _model_file(out, method, round_index)
+    if not path.exists():
+        return None
+    if method.split(":")[0] == "forest":
         import pickle
 
         from pscl.forest import segment_forest
-        if not (run / "forest.pkl").exists():
-            return None
-        return segment_forest(pickle.loads((run / "forest.pkl").read_bytes())["forest"], image)
-    if not (run / "model.pt").exists():
-        return None
+        return segment_forest(pickle.loads(path.read_bytes())["forest"], image)
     from pscl.checkpoints import load_model
     from pscl.predict import segment
-    return segment(load_model(run)[0], image).labels
+    return segment(load_model(path.parent)[0], image).labels
+
+
+def _shown_round(out: Path, methods: list[str], rounds: int) -> int:
+    """The round whose models are shown: the one most methods still have on disk (runs are not
+    committed, so a bench resumed on another machine may lack the first rounds'), lowest first."""
+    return max(range(rounds), key=lambda r: (sum(_model_file(out, m, r).exists() for m in methods), -r))
 
 
 def figure(out: str | Path, ds, summary: dict, stem: str | None = None) -> Path | None:
@@ -269,7 +278,8 @@ def figure(out: str | Path, ds, summary: dict, stem: str | None = None) -> Path 
         return None
     stem = stem or ds.stems("test")[0]
     image, mask = ds.load_pair(stem)
-    panels = [(m, _round0_prediction(out, m, image)) for m in methods]
+    shown = _shown_round(out, methods, max(len(summary["methods"][m]["rounds"]) for m in methods))
+    panels = [(m, _prediction(out, m, shown if m != "full" else 0, image)) for m in methods]
     panels = [(m, p) for m, p in panels if p is not None]
     columns = max(4, len(panels) + 2)
     fig = plt.figure(figsize=(2.4 * columns, 6.2))
@@ -284,8 +294,9 @@ def figure(out: str | Path, ds, summary: dict, stem: str | None = None) -> Path 
     ax.set_title(f"{summary['dataset']}: {summary['shots']} annotated image(s), rounds as points, "
                  f"profile {summary['profile']}", fontsize=9)
     cmap = ListedColormap(PALETTE[:max(len(ds.classes), 2)] / 255)
-    shown = np.where(mask == 255, 0, mask)
-    tiles = [("image", None), ("ground truth", shown)] + [(f"{m} (round 0)", p) for m, p in panels]
+    truth = np.where(mask == 255, 0, mask)
+    tiles = [("image", None), ("ground truth", truth)] + [(f"{m} (round {0 if m == 'full' else shown})", p)
+                                                           for m, p in panels]
     for i, (title, labels) in enumerate(tiles):
         a = fig.add_subplot(grid[1, i])
         if labels is None:
