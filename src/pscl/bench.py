@@ -245,7 +245,7 @@ def _prediction(out: Path, method: str, round_index: int, image: np.ndarray) -> 
     path = _model_file(out, method, round_index)
     if not path.exists():
         return None
-    if method.split(":")[0] == "forest":
+    if path.name == "forest.pkl":
         import pickle
 
         from pscl.forest import segment_forest
