@@ -37,3 +37,10 @@ def test_class_weights_inverse_sqrt_frequency_mean_one():
     assert w[2] == 1.0  # absent class
     assert np.isclose(w[1] / w[0], 2.0)  # (16/80)^-0.5 / (64/80)^-0.5
     assert np.isclose(w[:2].mean(), 1.0)
+
+
+def test_class_weights_power_zero_is_unweighted_and_power_one_is_inverse_share():
+    mask = np.array([0] * 64 + [1] * 16, dtype=np.uint8)
+    assert class_weights([mask], 2, power=0).tolist() == [1.0, 1.0]
+    w = class_weights([mask], 2, power=1).numpy()
+    assert np.isclose(w[1] / w[0], 4.0)

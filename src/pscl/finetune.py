@@ -45,6 +45,8 @@ class FinetuneConfig(RuntimeConfig):
     # features (BatchNorm statistics kept), so that its early random gradients do not distort
     # pretrained features; then everything trains as usual
     head_warmup: int = 0
+    # cross-entropy weight w_c ∝ (pixel share of c)^(-power): 0.5 by default, 0 = unweighted CE
+    class_weight_power: float = 0.5
     widths: tuple[int, ...] = (32, 64, 128, 256)
     norm: str = "batch"
     jitter: float = 0.1
@@ -57,6 +59,8 @@ class FinetuneConfig(RuntimeConfig):
         if self.select not in ("val", "last"):
             raise ValueError(f"select must be 'val' or 'last', got {self.select!r}")
         self.check_positive("steps", "batch_size", "crop", "val_every", "shots")
+        if self.class_weight_power < 0:
+            raise ValueError(f"class_weight_power must be >= 0, got {self.class_weight_power}")
         if not 0 <= self.head_warmup <= self.steps:
             raise ValueError(f"head_warmup must be between 0 and steps ({self.steps}), got {self.head_warmup}")
         self.widths = tuple(int(w) for w in self.widths)
@@ -160,7 +164,7 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
                               seed=config.seed, jitter_strength=config.jitter)
     use_val = config.select == "val" and bool(ds.splits.get("val"))
-    module = SegmentationModule(model, cfg, class_weights(masks, len(classes)), classes)
+    module = SegmentationModule(model, cfg, class_weights(masks, len(classes), power=config.class_weight_power), classes)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.json", json.dumps(cfg, indent=1))
     val_loader = DataLoader(_WholeImages(ds, ds.stems("val")), batch_size=1) if use_val else None

@@ -8,13 +8,18 @@ import torch.nn.functional as F
 from pscl.data.io import IGNORE_INDEX
 
 
-def class_weights(masks: list[np.ndarray], num_classes: int, max_ratio: float = 10.0) -> torch.Tensor:
-    """Cross-entropy class weights from the annotated masks: w_c ∝ f_c^(-1/2), mean 1.
+def class_weights(masks: list[np.ndarray], num_classes: int, max_ratio: float = 10.0,
+                  power: float = 0.5) -> torch.Tensor:
+    """Cross-entropy class weights from the annotated masks: w_c ∝ f_c^(-power), mean 1.
 
-    f_c is the pixel share of class c among labelled pixels. The inverse square root (rather than
-    the inverse) keeps a class covering 0.2 % of the pixels (MetalDAM's precipitates) from
-    dominating; weights are clipped to ``max_ratio`` times the smallest. Classes absent from the
-    masks get weight 1 (they contribute no CE term anyway).
+    f_c is the pixel share of class c among labelled pixels. The default inverse square root
+    (rather than the inverse) keeps a class covering 0.2 % of the pixels (MetalDAM's precipitates)
+    from dominating; ``power=0`` gives plain (unweighted) cross-entropy. Weights are clipped to
+    ``max_ratio`` times the smallest. Classes absent from the masks get weight 1 (they contribute
+    no CE term anyway).
+
+    >>> class_weights([np.array([[0, 0, 0, 1]])], 2).tolist()  # shares 3/4, 1/4 -> 1 : sqrt(3)
+    [0.7320508360862732, 1.2679492235183716]
     """
     counts = np.zeros(num_classes, dtype=np.float64)
     for m in masks:
@@ -24,7 +29,7 @@ def class_weights(masks: list[np.ndarray], num_classes: int, max_ratio: float = 
     w = np.ones(num_classes)
     if present.any():
         f = counts[present] / counts[present].sum()
-        wp = f ** -0.5
+        wp = f ** -power
         wp = np.minimum(wp, wp.min() * max_ratio)
         w[present] = wp / wp.mean()
     return torch.tensor(w, dtype=torch.float32)
