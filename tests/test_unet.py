@@ -34,3 +34,14 @@ def test_reset_classifier_changes_class_count_only():
     net.reset_classifier(7)
     assert net(torch.rand(1, 1, 16, 16)).shape[1] == 7
     assert all(torch.equal(v, net.encoder.state_dict()[k]) for k, v in enc.items())
+
+
+@pytest.mark.parametrize("size", [(37, 50), (64, 64)])
+def test_features_are_the_classifier_input(size):
+    torch.manual_seed(0)
+    model = UNet(3, (4, 8, 8, 16)).eval()
+    x = torch.rand(2, 1, *size)
+    with torch.no_grad():
+        feats = model.features(x)
+        assert feats.shape == (2, 4, *size)
+        assert torch.allclose(model.classifier(feats), model(x), atol=1e-6)

@@ -82,7 +82,7 @@ class SegmentationModule(L.LightningModule):
         self.model.train(not warming_up)
         if warming_up:
             with torch.no_grad():
-                features = self.model(image, return_features=True).decoder[-1]
+                features = self.model.features(image)
             logits = self.model.classifier(features)
         else:
             logits = self.model(image)

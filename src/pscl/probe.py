@@ -86,7 +86,7 @@ def train_classifier(model: UNet, images: list, masks: list, config: ProbeConfig
     optimizer = torch.optim.Adam(model.classifier.parameters(), lr=config.lr)
     for x, y in DataLoader(crops, batch_size=config.batch_size):
         with torch.no_grad():  # frozen: the features need no graph
-            features = model(x, return_features=True).decoder[-1]
+            features = model.features(x)
         loss = segmentation_loss(model.classifier(features), y, weights)
         if not torch.isfinite(loss):
             raise DataError(f"{label}: linear probe loss is {loss.item()}")

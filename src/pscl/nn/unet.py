@@ -110,13 +110,7 @@ class UNet(nn.Module):
         """Logits (B, C, H, W); with ``return_features`` a :class:`UNetOutput`. ``decode=False``
         (with ``return_features``) stops at the bottleneck: global-only pretraining needs no more."""
         h, w = x.shape[-2:]
-        # inputs are normalised micrographs in 0..1 (pscl.data.io.normalize_intensity); centring
-        # here keeps training, prediction and exported models consistent
-        x = (x - 0.5) * 4.0
-        m = self.multiple
-        pad_h, pad_w = (-h) % m, (-w) % m
-        if pad_h or pad_w or torch.compiler.is_exporting():  # an exported graph must pad any size
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = self._centre_and_pad(x)
         feats = self.encoder(x)
 
         def crop(t: torch.Tensor) -> torch.Tensor:  # the cells that see the unpadded image
@@ -129,6 +123,21 @@ class UNet(nn.Module):
         if not return_features:
             return logits
         return UNetOutput(logits, crop(feats[-1]), [crop(d) for d in dec])
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's input, (B, widths[0], H, W): for training a classifier on frozen features."""
+        h, w = x.shape[-2:]
+        return self.decoder(self.encoder(self._centre_and_pad(x)))[-1][..., :h, :w]
+
+    def _centre_and_pad(self, x: torch.Tensor) -> torch.Tensor:
+        # inputs are normalised micrographs in 0..1 (pscl.data.io.normalize_intensity); centring
+        # here keeps training, prediction and exported models consistent
+        x = (x - 0.5) * 4.0
+        m = self.multiple
+        pad_h, pad_w = (-x.shape[-2]) % m, (-x.shape[-1]) % m
+        if pad_h or pad_w or torch.compiler.is_exporting():  # an exported graph must pad any size
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        return x
 
     def contracting_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())
