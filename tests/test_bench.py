@@ -120,9 +120,22 @@ def test_pick_suggest_fine_tunes_every_method_on_the_suggested_image(synth_data,
     for method in ("scratch", "pscl-simclr", "forest"):
         row = summary["methods"][method]["suggested"]
         assert row["annotated"] == chosen and row["round"] == "suggest"
-    guided = json.loads((out / "pretrain" / "pscl-simclr" / "suggest" / "config.json").read_text())
+    tag = "suggest-" + "+".join(chosen)
+    guided = json.loads((out / "pretrain" / "pscl-simclr" / tag / "config.json").read_text())
     assert guided["annotated"] == chosen  # PSCL pretraining is guided by the suggested image too
     assert "Fine-tuned on the image(s) `pscl suggest` picks" in (out / "report.md").read_text()
+
+    # a pick made with other suggest settings is stale: the pick is redone, so are the results
+    # of another image (never resumed from that image's runs)
+    cached = out / "suggest" / "suggestions.json"
+    saved = json.loads(cached.read_text())
+    cached.write_text(json.dumps({**saved, "chosen": ["stale"], "config": {**saved["config"], "examples": 99}}))
+    result = out / "results" / "forest" / "suggest.json"
+    result.write_text(json.dumps({**json.loads(result.read_text()), "annotated": ["stale"], "dice_fg": -1.0}))
+    again = run_bench(synth_data, out, ["forest"], rounds=1, profile="smoke", log=lambda *_: None, pick="suggest")
+    assert json.loads(cached.read_text())["chosen"] == chosen
+    assert again["methods"]["forest"]["suggested"]["annotated"] == chosen
+    assert again["methods"]["forest"]["suggested"]["dice_fg"] == summary["methods"]["forest"]["suggested"]["dice_fg"]
 
 
 def test_method_variants_parse_and_fail_clearly():

@@ -8,7 +8,7 @@ import pytest
 
 from pscl.data.io import write_png
 from pscl.data.synth import synth_micrograph
-from pscl.suggest import SuggestConfig, greedy_set, suggest
+from pscl.suggest import SuggestConfig, greedy_set, suggest, support
 
 
 def test_greedy_set_is_joint_not_top_k():
@@ -69,3 +69,23 @@ def test_bad_settings():
         SuggestConfig(rotations=3)
     with pytest.raises(ValueError, match="k must"):
         SuggestConfig(k=0)
+
+
+def test_examples_prefer_the_image_showing_a_texture_in_many_patches():
+    centroids = np.eye(2)
+    once = np.array([[1.0, 0.0]] * 9 + [[0.0, 1.0]])  # texture 1 in one patch
+    often = np.array([[1.0, 0.0]] * 5 + [[0.0, 1.0]] * 5)
+    assert support(centroids, once, 3).tolist() == [[1, 1, 1], [1, 0, 0]]
+    tops = np.stack([support(centroids, e, 3) for e in (once, often)])
+    assert greedy_set(tops[..., :1], 1)[1] == greedy_set(tops[..., :1][:, :, 0], 1)[1] == [1.0]  # a tie with one example
+    chosen, values = greedy_set(tops, 2)
+    assert chosen[0] == 1 and values[0] == pytest.approx(1.0)
+    assert support(centroids, once[-2:], 3)[0].tolist() == [1, 0, -1]  # fewer patches than examples: padded
+
+
+def test_greedy_set_with_examples_counts_the_union_of_the_set():
+    # each image shows texture 0 in one patch; together they show it in two
+    tops = np.array([[[1.0, 0.0]], [[1.0, 0.0]], [[0.5, 0.5]]])
+    chosen, values = greedy_set(tops, 2)
+    assert chosen == [0, 1]  # a tie at 0.5 first; then image 1 lifts the union to (1 + 1) / 2, image 2 only to 0.75
+    assert values == pytest.approx([0.5, 1.0])

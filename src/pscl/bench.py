@@ -137,7 +137,7 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
     tag = tag or f"round{round_index}"
     run = out / "runs" / method / tag
     spec, (method, _, _, finetune_fields) = method, parse_method(method)
-    head = {"method": spec, "round": round_index if stems is None else tag, "shots": shots, "profile": profile,
+    head = {"method": spec, "round": round_index if stems is None else "suggest", "shots": shots, "profile": profile,
             "seed": seed}
     if method == "forest":
         from pscl.forest import ForestConfig, evaluate_forest, train_forest
@@ -167,14 +167,19 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
 
 def suggested_stems(data: Path, out: Path, shots: int, profile: str, seed: int, progress: bool) -> list[str]:
     """The image(s) `pscl suggest` picks (a joint set of ``shots``), with the bench's SimCLR
-    pretraining as the label-free feature extractor; cached in ``OUT/suggest``."""
+    pretraining as the label-free feature extractor; cached in ``OUT/suggest`` while its
+    settings are those of the current code."""
     from pscl.suggest import SuggestConfig, suggest
 
+    config = SuggestConfig(k=shots, seed=seed)
     cached = out / "suggest" / "suggestions.json"
     if cached.exists():
-        return json.loads(cached.read_text())["chosen"]
+        saved = json.loads(cached.read_text())
+        if all(saved["config"].get(k) == v for k, v in asdict(config).items() if k != "init"):
+            return saved["chosen"]
     init, _ = _pretrained(data, "simclr", profile, out, seed, progress, shots, 0, "round0")
-    return suggest(data, out / "suggest", SuggestConfig(k=shots, init=str(init), seed=seed))["chosen"]
+    config.init = str(init)
+    return suggest(data, out / "suggest", config)["chosen"]
 
 
 def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHODS), shots: int = 1,
@@ -207,12 +212,15 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
             collect(out, ds.name, ds.classes, methods, shots, profile, command)  # partial report
     if pick == "suggest":
         stems = suggested_stems(data, out, shots, profile, seed, progress)
+        # runs are named by the picked images, so a pick that changes (new suggest settings) never
+        # resumes or reuses the runs of the old one
+        tag = "suggest-" + "+".join(stems)
         for method in methods:
             path = out / "results" / method / "suggest.json"
-            if method == "full" or path.exists():
+            if method == "full" or (path.exists() and json.loads(path.read_text())["annotated"] == stems):
                 continue
             log(f"[run ] {method} on the suggested image(s) {stems}")
-            result = {**_run_one(data, method, 0, shots, profile, out, seed, progress, "suggest", stems),
+            result = {**_run_one(data, method, 0, shots, profile, out, seed, progress, tag, stems),
                       **provenance()}
             write_text(path, json.dumps(result, indent=1, default=float))
             log(f"       dice_fg {result['dice_fg']:.4f}")

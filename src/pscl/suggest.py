@@ -17,10 +17,13 @@ Method:
    about 4 forward passes per image).
 3. Clusters: k-means (``clusters``) on the reference patches gives the textures of the data set
    and their shares.
-4. Facility location over clusters: a set S shows cluster c as well as its patch closest to the
-   cluster's centre, ``max_{z in S} cos(centre_c, z)``; the score of S is the mean of that over
-   clusters, weighted by sqrt(share_c), so that a minor phase counts more than its area (an
-   annotation must contain every phase) while noise clusters do not dominate. The single-image
+4. Facility location over clusters: a set S shows cluster c as well as the mean cosine of its
+   ``examples`` patches closest to the cluster's centre (``examples = 1``: its single closest
+   patch, ``max_{z in S} cos(centre_c, z)``); the score of S is the mean of that over clusters,
+   weighted by sqrt(share_c), so that a minor phase counts more than its area (an annotation must
+   contain every phase) while noise clusters do not dominate. Several examples rather than one:
+   fine-tuning learns a phase from the crops that contain it, and an image showing a minor phase
+   in a single patch gives few of those. The single-image
    score ranks the candidates; for ``k > 1`` the set is chosen jointly by greedy maximisation (a
    (1 - 1/e) approximation of the best set for this submodular objective), so two near-duplicates
    are never both picked.
@@ -52,6 +55,7 @@ class SuggestConfig:
     reference_patches: int = 4000
     reference_images: int = 64  # non-candidate images embedded (evenly spaced subset): cost is per image
     clusters: int = 16
+    examples: int = 1  # patches per cluster that count (module doc, 4)
     rotations: int = 4  # embeddings averaged over this many quarter turns (1, 2 or 4)
     seed: int = 0
     init: str | None = None  # the pretrained run whose features are used
@@ -61,6 +65,8 @@ class SuggestConfig:
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.examples < 1:
+            raise ValueError(f"examples must be >= 1, got {self.examples}")
         if self.rotations not in (1, 2, 4):
             raise ValueError(f"rotations must be 1, 2 or 4, got {self.rotations}")
         if self.patch < 8 or self.patch % 8:
@@ -122,22 +128,36 @@ def standardise(embeddings: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+def support(centroids: np.ndarray, patches: np.ndarray, examples: int) -> np.ndarray:
+    """(clusters, examples): the highest cosines of an image's patches to each cluster centre,
+    in descending order (-1 where the image has fewer patches than ``examples``)."""
+    cos = centroids @ patches.T  # (clusters, patches)
+    top = -np.sort(-cos, axis=1)[:, :examples]
+    return np.pad(top, ((0, 0), (0, examples - top.shape[1])), constant_values=-1.0)
+
+
 def greedy_set(similarity: np.ndarray, k: int, weights: np.ndarray | None = None) -> tuple[list[int], list[float]]:
     """Greedy facility location: k image indices chosen jointly and the objective after each pick.
 
-    ``similarity`` is (images, targets); the objective of a set S is
-    ``sum_t weights[t] * max_{i in S} similarity[i, t]`` (weights default to uniform, summing to 1).
+    ``similarity`` is (images, targets), or (images, targets, m) with each image's m best
+    similarities per target (:func:`support`); the objective of a set S is
+    ``sum_t weights[t] * mean(the m best similarities to t over S)`` (m = 1: the max), weights
+    default to uniform, summing to 1. A sum of top-m values is submodular, so greedy is within
+    (1 - 1/e) of the best set.
     """
-    weights = np.full(similarity.shape[1], 1 / similarity.shape[1]) if weights is None else weights / weights.sum()
+    tops = similarity if similarity.ndim == 3 else similarity[..., None]
+    n, targets, m = tops.shape
+    weights = np.full(targets, 1 / targets) if weights is None else weights / weights.sum()
     chosen, values = [], []
-    best = np.full(similarity.shape[1], -np.inf)
-    for _ in range(min(k, len(similarity))):
-        gains = np.maximum(similarity, best[None]) @ weights
+    best = np.full((targets, m), -np.inf)  # the m best similarities of the chosen set, per target
+    for _ in range(min(k, n)):
+        merged = -np.sort(-np.concatenate([np.broadcast_to(best, tops.shape), tops], axis=2), axis=2)[..., :m]
+        gains = merged.mean(2) @ weights
         gains[chosen] = -np.inf
         i = int(np.argmax(gains))
         chosen.append(i)
-        best = np.maximum(best, similarity[i])
-        values.append(float(best @ weights))
+        best = merged[i]
+        values.append(float(best.mean(1) @ weights))
     return chosen, values
 
 
@@ -181,10 +201,10 @@ def suggest(data: str | Path | DatasetFolder, out: str | Path, config: SuggestCo
     kmeans = KMeans(clusters, n_init=4, random_state=config.seed).fit(reference)
     share = np.bincount(kmeans.labels_, minlength=clusters) / len(reference)
     centroids = kmeans.cluster_centers_ / np.linalg.norm(kmeans.cluster_centers_, axis=1, keepdims=True)
-    # how well each candidate shows each cluster: its patch closest to the cluster's centre
-    similarity = np.stack([(centroids @ e.T).max(1) for e in embeddings[:len(candidates)]])
+    # how well each candidate shows each cluster: its patches closest to the cluster's centre
+    tops = np.stack([support(centroids, e, config.examples) for e in embeddings[:len(candidates)]])
     weights = np.sqrt(share)  # rare textures (a minor phase) count more than their area
-    scores = similarity @ (weights / weights.sum())
+    scores = tops.mean(2) @ (weights / weights.sum())
     ranking = []
     for i in np.argsort(-scores, kind="stable"):
         present = np.bincount(kmeans.predict(embeddings[i]), minlength=clusters) / len(embeddings[i]) >= 0.01
@@ -192,9 +212,9 @@ def suggest(data: str | Path | DatasetFolder, out: str | Path, config: SuggestCo
         ranking.append({"rank": len(ranking) + 1, "image": candidates[i], "score": float(scores[i]),
                         "clusters_present": int(present.sum()),
                         "reason": f"shows the {clusters} feature clusters of all {len(embeddings)} images with weighted "
-                                  f"mean similarity {scores[i]:.3f}; contains {int(present.sum())} of them"
+                                  f"mean similarity (best {config.examples} patches) {scores[i]:.3f}; contains {int(present.sum())} of them"
                                   + (f" ({rare} rare)" if rare else "")})
-    chosen, values = greedy_set(similarity, config.k, weights)
+    chosen, values = greedy_set(tops, config.k, weights)
     result = {"dataset": str(ds.root), "config": asdict(config), "candidates": len(candidates),
               "images_compared": len(embeddings), "reference_patches": int(len(reference)),
               "ranking": ranking, "chosen": [candidates[i] for i in chosen], "chosen_objective": values}
