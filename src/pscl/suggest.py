@@ -55,7 +55,7 @@ class SuggestConfig:
     reference_patches: int = 4000
     reference_images: int = 64  # non-candidate images embedded (evenly spaced subset): cost is per image
     clusters: int = 16
-    examples: int = 1  # patches per cluster that count (module doc, 4)
+    examples: int = 8  # patches per cluster that count (module doc, 4)
     rotations: int = 4  # embeddings averaged over this many quarter turns (1, 2 or 4)
     seed: int = 0
     init: str | None = None  # the pretrained run whose features are used
