@@ -46,6 +46,15 @@ def test_vectorised_matching_equals_the_sequential_greedy_rule(seed):
     got = match_greedy(sim)
     assert torch.equal(got, match_greedy_reference(sim))
     assert all(len(set(row.tolist())) == t for row in got)  # one-to-one
+    # short candidate lists: templates exhaust them and search their whole row
+    for depth in (1, 3):
+        assert torch.equal(match_greedy(sim, depth=depth), got)
+
+
+def test_matching_when_every_template_wants_the_same_cells():
+    g = torch.Generator().manual_seed(0)
+    sim = torch.rand(2, 1, 30, generator=g) * 10 + torch.rand(2, 25, 30, generator=g) * 0.01
+    assert torch.equal(match_greedy(sim, depth=4), match_greedy_reference(sim))
 
 
 def test_matching_raises_when_cells_run_out_and_random_is_one_to_one():

@@ -12,10 +12,12 @@ At each scale, with K = top_k * 2^s cells per class (``../shared/docs/pscl-metho
 :func:`match_greedy` is vectorised over images and gives the result of the sequential rule
 (:func:`match_greedy_reference`) on tie-free inputs. It works in rounds; in each round every
 pending template proposes its most similar free cell, and template r's proposal is final when no
-earlier pending template could still take that cell. Template q picks after q others, so its
-cell is among its q + 1 most similar cells ("its reach"); a free cell outside the reach of every
-earlier pending template can only go to r. The first pending template always qualifies, so each
-round settles at least one template per image; in practice a few rounds settle all of them.
+earlier pending template could still take that cell. With m earlier templates still pending,
+template q's cell is among its m + 1 most similar free cells ("its reach"); a free cell outside
+the reach of every earlier pending template can only go to r (a template whose reach lies beyond
+its listed cells counts as reaching everything, which only delays others). The first pending
+template always qualifies, so each round settles at least one template per image; in practice a
+few rounds settle all of them (12 for 360 templates over 16384 cells).
 """
 from __future__ import annotations
 
@@ -60,24 +62,34 @@ def match_greedy_reference(similarity: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def match_greedy(similarity: torch.Tensor) -> torch.Tensor:
-    """Vectorised greedy one-to-one matching (see module doc): (B, T, N) -> (B, T) cell indices."""
+def match_greedy(similarity: torch.Tensor, depth: int = 32) -> torch.Tensor:
+    """Vectorised greedy one-to-one matching (see module doc): (B, T, N) -> (B, T) cell indices.
+
+    ``depth``: how many most similar cells per template are listed up front (a top-k over N is
+    the costly step on CPU); a template whose listed cells are all taken searches its whole row.
+    """
     b, t, n = similarity.shape
     if t > n:
         raise ValueError(f"{t} templates cannot be matched one-to-one to {n} cells")
     dev = similarity.device
-    # template q picks after q others, so its cell is among its q + 1 most similar ones
-    cand = similarity.topk(t, dim=2).indices  # (B, T, T), best first
-    reach = similarity.gather(2, cand).diagonal(dim1=1, dim2=2)  # (B, T): sim of q's (q+1)-th best
+    top = similarity.topk(min(t, depth), dim=2)  # each template's most similar cells, best first
+    cand, k = top.indices, top.indices.shape[2]
+    neg_inf = torch.tensor(float("-inf"), device=dev, dtype=similarity.dtype)
     taken = torch.zeros(b, n + 1, dtype=torch.bool, device=dev)  # column n: a sink for non-accepted rows
     pending = torch.ones(b, t, dtype=torch.bool, device=dev)
     out = torch.zeros(b, t, dtype=torch.long, device=dev)
     earlier = torch.ones(t, t, dtype=torch.bool, device=dev).triu(1)  # [q, r]: q < r
     while pending.any():
-        # each pending template's best free candidate: first untaken entry of its list
-        free = ~taken.gather(1, cand.reshape(b, -1)).reshape(b, t, t)
+        free = ~taken.gather(1, cand.reshape(b, -1)).reshape(b, t, k)
         prop = cand.gather(2, free.int().argmax(2, keepdim=True)).squeeze(2)  # (B, T)
-        # blocked[b, r]: an earlier pending q could still take prop[r] (it lies in q's reach)
+        deep = pending & ~free.any(2)  # every listed cell is taken: search the whole row
+        if deep.any():
+            bi, qi = deep.nonzero(as_tuple=True)
+            prop[bi, qi] = similarity[bi, qi].masked_fill(taken[bi, :n], float("-inf")).argmax(1)
+        # reach: q's cell is among its m + 1 best free cells, m = earlier pending templates
+        m = pending.long().cumsum(1) - pending.long()
+        hit = free & (free.long().cumsum(2) == (m + 1)[..., None])
+        reach = torch.where(hit.any(2), top.values.gather(2, hit.int().argmax(2, keepdim=True)).squeeze(2), neg_inf)
         sim_q_at_r = similarity.gather(2, prop[:, None, :].expand(b, t, t))  # [b, q, r]
         reachable = sim_q_at_r >= reach[:, :, None]
         blocked = (reachable & pending[:, :, None] & earlier[None]).any(1)
