@@ -44,3 +44,13 @@ def test_class_weights_power_zero_is_unweighted_and_power_one_is_inverse_share()
     assert class_weights([mask], 2, power=0).tolist() == [1.0, 1.0]
     w = class_weights([mask], 2, power=1).numpy()
     assert np.isclose(w[1] / w[0], 4.0)
+
+
+def test_dice_weight_mixes_the_two_terms():
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8))
+    ce = torch.nn.functional.cross_entropy(logits, target)
+    dice = soft_dice_loss(logits, target, [1, 2])
+    assert torch.isclose(segmentation_loss(logits, target, dice_weight=0), ce)
+    assert torch.isclose(segmentation_loss(logits, target, dice_weight=1), dice)
+    assert torch.isclose(segmentation_loss(logits, target), 0.5 * ce + 0.5 * dice)

@@ -47,6 +47,7 @@ class FinetuneConfig(RuntimeConfig):
     head_warmup: int = 0
     # cross-entropy weight w_c ∝ (pixel share of c)^(-power): 0.5 by default, 0 = unweighted CE
     class_weight_power: float = 0.5
+    dice_weight: float = 0.5  # loss = (1 - d) CE + d soft Dice (foreground classes)
     widths: tuple[int, ...] = (32, 64, 128, 256)
     norm: str = "batch"
     jitter: float = 0.1
@@ -59,6 +60,8 @@ class FinetuneConfig(RuntimeConfig):
         if self.select not in ("val", "last"):
             raise ValueError(f"select must be 'val' or 'last', got {self.select!r}")
         self.check_positive("steps", "batch_size", "crop", "val_every", "shots")
+        if not 0 <= self.dice_weight <= 1:
+            raise ValueError(f"dice_weight must be between 0 and 1, got {self.dice_weight}")
         if self.class_weight_power < 0:
             raise ValueError(f"class_weight_power must be >= 0, got {self.class_weight_power}")
         if not 0 <= self.head_warmup <= self.steps:
@@ -86,7 +89,7 @@ class SegmentationModule(L.LightningModule):
             logits = self.model.classifier(features)
         else:
             logits = self.model(image)
-        loss = segmentation_loss(logits, target, self.class_weights)
+        loss = segmentation_loss(logits, target, self.class_weights, self.config.get("dice_weight", 0.5))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite fine-tuning loss ({loss.item()}) at step {self.global_step}; "
                                      "lower the learning rate or check the input images")

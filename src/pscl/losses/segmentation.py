@@ -57,12 +57,14 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, classes: range | 
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor,
-                      weights: torch.Tensor | None = None) -> torch.Tensor:
-    """L = 0.5 * CE_w(logits, target) + 0.5 * softDice over classes 1..C-1 (255 ignored).
+                      weights: torch.Tensor | None = None, dice_weight: float = 0.5) -> torch.Tensor:
+    """L = (1 - d) * CE_w(logits, target) + d * softDice over classes 1..C-1 (255 ignored), d = 0.5.
 
     With a single class only the CE term is used.
     """
     ce = F.cross_entropy(logits, target, weight=weights, ignore_index=IGNORE_INDEX)
     if not (target != IGNORE_INDEX).any():
         ce = logits.sum() * 0.0  # all pixels ignored: CE would be NaN
-    return 0.5 * ce + 0.5 * soft_dice_loss(logits, target, range(1, logits.shape[1]))
+    if dice_weight == 0:
+        return ce
+    return (1 - dice_weight) * ce + dice_weight * soft_dice_loss(logits, target, range(1, logits.shape[1]))
