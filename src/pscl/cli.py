@@ -104,13 +104,14 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              class_weight_power: Optional[float] = typer.Option(
                  None, help="cross-entropy weight ∝ pixel share^-power (default 0.5; 0 = unweighted)"),
              dice_weight: Optional[float] = typer.Option(None, help="loss = (1 - d) CE + d soft Dice (default 0.5)"),
+             jitter: Optional[float] = typer.Option(None, help="brightness/contrast augmentation strength (default 0.1)"),
              accelerator: str = "auto", devices: str = "1", precision: str = "32-true",
              resume: bool = False, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
                                        lr_contracting_init=lr_contracting_init, head_warmup=head_warmup,
                                        class_weight_power=class_weight_power,
-                                       dice_weight=dice_weight, widths=_ints(widths) if widths else None).items() if v is not None}
+                                       dice_weight=dice_weight, jitter=jitter, widths=_ints(widths) if widths else None).items() if v is not None}
     config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train,
                                  init=str(init) if init else None, select=select, seed=seed,
                                  accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
