@@ -405,6 +405,7 @@ def report(summary: dict, classes: list[str]) -> str:
             ratio = f"{(sdice - t['dice_fg_mean']) / std:+.2f}" if std > 0 else "n/a"
             lines[-2:-2] = [f"| {m} | {', '.join(t['suggested']['annotated'])} | {sdice:.4f} | "
                             f"{t['dice_fg_mean']:.4f} ± {std:.4f} | {ratio} |"]
+        lines[-2:-2] = [""]
     lines[-2:-2] = ["![Dice per round and predictions](figure.png)", ""]
     for method, t in summary["methods"].items():
         for r in t["rounds"]:
