@@ -14,7 +14,6 @@ from rich.table import Table
 
 from pscl.data.io import DataError, write_text
 from pscl.profiles import PROFILES
-from pscl.suggest import SuggestConfig
 
 
 class _LazyAPI:
@@ -271,13 +270,14 @@ def suggest(data: Path, out: Path = typer.Option(..., "--out"),
             init: Optional[Path] = typer.Option(None, help="label-free pretrained run (default: pretrain SimCLR now)"),
             k: int = typer.Option(1, "--k", help="images to annotate, chosen jointly"),
             patch: int = 32, clusters: int = 16, seed: int = 0,
-            examples: int = typer.Option(SuggestConfig.examples,
-                                         help="patches per feature cluster that count (1: presence only)"),
+            examples: Optional[int] = typer.Option(
+                None, help="patches per feature cluster that count (default 8; 1: presence only)"),
             profile: str = typer.Option("quick", help="pretraining budget when --init is absent")) -> None:
     """Rank the images by how well annotating them would serve the rest; write a contact sheet."""
-    from pscl.suggest import suggest as run_suggest
+    from pscl.suggest import SuggestConfig, suggest as run_suggest
 
-    result = run_suggest(data, out, SuggestConfig(k=k, patch=patch, clusters=clusters, seed=seed, examples=examples,
+    overrides = {"examples": examples} if examples is not None else {}
+    result = run_suggest(data, out, SuggestConfig(k=k, patch=patch, clusters=clusters, seed=seed, **overrides,
                                                   init=str(init) if init else None, pretrain_profile=profile))
     table = Table(title=f"annotate first (of {result['candidates']} candidates)")
     for col in ("rank", "image", "score", "reason"):
