@@ -74,7 +74,6 @@ def match_greedy(similarity: torch.Tensor, depth: int = 32) -> torch.Tensor:
     dev = similarity.device
     top = similarity.topk(min(t, depth), dim=2)  # each template's most similar cells, best first
     cand, k = top.indices, top.indices.shape[2]
-    neg_inf = torch.tensor(float("-inf"), device=dev, dtype=similarity.dtype)
     taken = torch.zeros(b, n + 1, dtype=torch.bool, device=dev)  # column n: a sink for non-accepted rows
     pending = torch.ones(b, t, dtype=torch.bool, device=dev)
     out = torch.zeros(b, t, dtype=torch.long, device=dev)
@@ -89,7 +88,8 @@ def match_greedy(similarity: torch.Tensor, depth: int = 32) -> torch.Tensor:
         # reach: q's cell is among its m + 1 best free cells, m = earlier pending templates
         m = pending.long().cumsum(1) - pending.long()
         hit = free & (free.long().cumsum(2) == (m + 1)[..., None])
-        reach = torch.where(hit.any(2), top.values.gather(2, hit.int().argmax(2, keepdim=True)).squeeze(2), neg_inf)
+        reach = torch.where(hit.any(2), top.values.gather(2, hit.int().argmax(2, keepdim=True)).squeeze(2),
+                            float("-inf"))
         sim_q_at_r = similarity.gather(2, prop[:, None, :].expand(b, t, t))  # [b, q, r]
         reachable = sim_q_at_r >= reach[:, :, None]
         blocked = (reachable & pending[:, :, None] & earlier[None]).any(1)
