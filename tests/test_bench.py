@@ -100,11 +100,34 @@ def test_rerun_skips_what_is_done_and_redoes_a_missing_round(bench_out, synth_da
     assert (out / "results" / "scratch" / "round1.json").exists()
 
 
+def test_cached_results_and_runs_made_with_other_settings_are_refused(bench_out, synth_data, tmp_path):
+    out, _ = bench_out
+    path = out / "results" / "scratch" / "round0.json"
+    saved = path.read_text()
+    result = json.loads(saved)
+    path.write_text(json.dumps({**result, "config": {**result["config"], "jitter": 0.3}}))
+    try:
+        with pytest.raises(DataError, match=r"scratch/round0.json: made with other settings.*jitter 0.3 there, 0.1 now"):
+            run_bench(synth_data, out, ["scratch"], rounds=1, profile="smoke", log=lambda *_: None)
+    finally:
+        path.write_text(saved)
+    # a half-made pretraining of another budget is not resumed under this one
+    pretraining = tmp_path / "pretrain" / "simclr"
+    pretraining.mkdir(parents=True)
+    (pretraining / "config.json").write_text(json.dumps({"method": "simclr", "steps": 7, "progress": True}))
+    with pytest.raises(DataError, match=r"simclr/config.json: .*steps 7 there, 20 now"):
+        run_bench(synth_data, tmp_path, ["simclr"], rounds=1, profile="smoke", log=lambda *_: None)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_killed_finetune_resumes_from_its_checkpoint(synth_data, tmp_path):
     # "kill" a scratch run at step 20 of 40: its checkpoint is there, its result is not
     settings = profile_settings("smoke", "finetune")
-    finetune(synth_data, tmp_path / "runs" / "scratch" / "round0",
-             FinetuneConfig(**{**settings, "steps": 20}, progress=False))
+    run = tmp_path / "runs" / "scratch" / "round0"
+    finetune(synth_data, run, FinetuneConfig(**{**settings, "steps": 20}, progress=False))
+    # what a run of the profile's steps leaves when killed at step 20: its config and that checkpoint
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "steps": settings["steps"]}))
     run_bench(synth_data, tmp_path, ["scratch"], rounds=1, profile="smoke", log=lambda *_: None)
     result = json.loads((tmp_path / "results" / "scratch" / "round0.json").read_text())
     assert result["config"]["steps"] == settings["steps"]

@@ -117,17 +117,50 @@ def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, pro
     # fine-tuning settings do not change the pretraining: variants that differ only in them share it
     pretrain_name = ":".join(part for part in spec.split(":") if not part.startswith("ft."))
     run = out / "pretrain" / pretrain_name / (tag if method in GUIDED else "")
-    if (run / "model.pt").exists():
-        return run, float(json.loads((run / "wall.json").read_text())["seconds"]) if (run / "wall.json").exists() else 0.0
-    t0 = time.time()
     config = PretrainConfig(method=method, seed=seed, progress=progress, shots=shots, round=round_index,
                             annotated=list(stems or []) if method in GUIDED else [],
                             options={**method_options(profile, method), **variant_options},
                             **{**profile_settings(profile, "pretrain"), **variant_fields})
+    if (run / "config.json").exists():
+        # a label-free pretraining serves every round and shot count
+        check_cached(run / "config.json", json.loads((run / "config.json").read_text()), config,
+                     ignore=() if method in GUIDED else ("shots", "round", "annotated_in_batch"))
+    if (run / "model.pt").exists():
+        return run, float(json.loads((run / "wall.json").read_text())["seconds"]) if (run / "wall.json").exists() else 0.0
+    t0 = time.time()
     pretrain(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
     wall = time.time() - t0
     write_text(run / "wall.json", json.dumps({"seconds": wall}))
     return run, wall
+
+
+# run-time choices, paths and what a run fills in from the data: not settings of the run
+_NOT_SETTINGS = frozenset({"progress", "init", "dataset", "accelerator", "devices", "jobs", "annotated", "classes"})
+
+
+def check_cached(path: Path, recorded: dict, expected, ignore: tuple[str, ...] = ()) -> None:
+    """Refuse to reuse (or resume) a cached run or result made with other settings than ``expected``
+    (a config dataclass), so that one table never mixes two budgets. Settings the record lacks
+    (added to the code after it was made) and those in ``ignore`` are not compared."""
+    wanted = json.loads(json.dumps(asdict(expected), default=list))
+    differing = {key: (recorded[key], value) for key, value in wanted.items()
+                 if key in recorded and key not in _NOT_SETTINGS and key not in ignore and recorded[key] != value}
+    if differing:
+        details = "; ".join(f"{key} {old!r} there, {new!r} now" for key, (old, new) in differing.items())
+        raise DataError(f"{path}: made with other settings than this bench runs ({details}); "
+                        "bench into another --out, or delete it to redo it")
+
+
+def _config(spec: str, round_index: int, shots: int, profile: str, seed: int, stems: list[str] | None = None,
+            progress: bool = False, init: Path | None = None):
+    """The fine-tuning (or forest) config the bench runs for ``spec`` on one draw."""
+    method, _, _, finetune_fields = parse_method(spec)
+    if method == "forest":
+        from pscl.forest import ForestConfig
+        return ForestConfig(shots=shots, round=round_index, seed=seed, stems=stems)
+    settings = {**profile_settings(profile, "finetune"), **finetune_fields}
+    return FinetuneConfig(shots=shots, round=round_index, all_train=method == "full", seed=seed, stems=stems,
+                          progress=progress, init=str(init) if init else None, **settings)
 
 
 def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str, out: Path, seed: int,
@@ -136,22 +169,22 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
     the round's (``stems`` None) or explicit ``stems`` under the name ``tag``."""
     tag = tag or f"round{round_index}"
     run = out / "runs" / method / tag
-    spec, (method, _, _, finetune_fields) = method, parse_method(method)
+    spec, method = method, parse_method(method)[0]
     head = {"method": spec, "round": round_index if stems is None else "suggest", "shots": shots, "profile": profile,
             "seed": seed}
     if method == "forest":
-        from pscl.forest import ForestConfig, evaluate_forest, train_forest
+        from pscl.forest import evaluate_forest, train_forest
         t0 = time.time()
-        train_forest(data, run, ForestConfig(shots=shots, round=round_index, seed=seed, stems=stems))
+        train_forest(data, run, _config(method, round_index, shots, profile, seed, stems))
         t1 = time.time()
         scores = evaluate_forest(run, data, split="test")
         return {**head, "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
                 "per_class": scores["per_class"], "selected": "n/a", "config": scores["config"],
                 "wall_s": {"pretrain": 0.0, "finetune": t1 - t0, "evaluate": time.time() - t1}}
     init, pretrain_s = _pretrained(data, spec, profile, out, seed, progress, shots, round_index, tag, stems)
-    settings = {**profile_settings(profile, "finetune"), **finetune_fields}
-    config = FinetuneConfig(shots=shots, round=round_index, all_train=method == "full", seed=seed, stems=stems,
-                            progress=progress, init=str(init) if init else None, **settings)
+    config = _config(spec, round_index, shots, profile, seed, stems, progress, init)
+    if (run / "config.json").exists():
+        check_cached(run / "config.json", json.loads((run / "config.json").read_text()), config)
     t0 = time.time()
     finetune(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
     t1 = time.time()
@@ -203,6 +236,7 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
                 continue
             path = out / "results" / method / f"round{r}.json"
             if path.exists():
+                check_cached(path, json.loads(path.read_text())["config"], _config(method, r, shots, profile, seed))
                 log(f"[skip] {method} round {r}: done")
                 continue
             log(f"[run ] {method} round {r}")
@@ -217,7 +251,10 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
         tag = "suggest-" + "+".join(stems)
         for method in methods:
             path = out / "results" / method / "suggest.json"
-            if method == "full" or (path.exists() and json.loads(path.read_text())["annotated"] == stems):
+            if method == "full":
+                continue
+            if path.exists() and json.loads(path.read_text())["annotated"] == stems:
+                check_cached(path, json.loads(path.read_text())["config"], _config(method, 0, shots, profile, seed, stems))
                 continue
             log(f"[run ] {method} on the suggested image(s) {stems}")
             result = {**_run_one(data, method, 0, shots, profile, out, seed, progress, tag, stems),
