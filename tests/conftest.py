@@ -17,6 +17,19 @@ def synth_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def pscl_pretraining(synth_data, tmp_path_factory) -> Path:
+    """60 PSCL-SimCLR steps on the synthetic set, guided by round 0's annotated image."""
+    from pscl.methods import PretrainConfig
+    from pscl.pretrain import pretrain
+
+    run = tmp_path_factory.mktemp("pretrain") / "pscl"
+    pretrain(synth_data, run, PretrainConfig(method="pscl-simclr", steps=60, batch_size=8, crop=64, checkpoint_every=60,
+                                             widths=TINY["widths"], options={"top_k": 2}, progress=False,
+                                             accelerator="cpu"))
+    return run
+
+
+@pytest.fixture(scope="session")
 def tiny_run(synth_data, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "tiny"
     finetune(synth_data, run, FinetuneConfig(steps=20, val_every=10, **TINY))

@@ -1,11 +1,13 @@
-"""PSCL: prototype loss by hand, ablation switches, guided batches, K > 1, pretraining end to end."""
+"""PSCL: prototype loss by hand, ablation switches, guided batches, K > 1, pretraining end to end,
+and what a short pretraining does for 1-shot fine-tuning on synthetic data."""
+import csv
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from pscl import pretrain
+from pscl import FinetuneConfig, evaluate, finetune, pretrain
 from pscl.checkpoints import read_model_file
 from pscl.data import load_dataset
 from pscl.data.crops import GuidedBatches
@@ -13,6 +15,7 @@ from pscl.data.views import make_views
 from pscl.losses import prototype_info_nce
 from pscl.methods import PretrainConfig, build_method
 
+from conftest import TINY
 from test_methods import CLASSES, TINY_PRE, batch_for, micrograph_crops
 
 
@@ -93,3 +96,32 @@ def test_pscl_pretraining_end_to_end_uses_the_rounds_annotated_image(synth_data,
     payload = read_model_file(tmp_path / "p")
     assert payload["config"]["annotated"] == load_dataset(synth_data).shots(2, 1)
     assert payload["config"]["classes"] == CLASSES and payload["pretrained_with"] == "pscl-simclr"
+
+
+def test_short_pscl_pretraining_lowers_its_loss(pscl_pretraining):
+    with open(pscl_pretraining / "logs" / "metrics.csv") as f:
+        losses = [float(row["loss"]) for row in csv.DictReader(f) if row.get("loss")]
+    assert len(losses) >= 4 and losses[-1] < 0.95 * losses[0], losses
+
+
+def test_short_pscl_pretraining_improves_one_shot_finetuning_over_scratch(pscl_pretraining, synth_data, tmp_path):
+    """1 annotated image, rounds 0 and 1, fine-tuning seeds 0..2, 20 steps each, last model.
+
+    A single fine-tuning seed decides little (Dice moves by up to 0.4 between seeds at these budgets),
+    so the claim is on the mean of six paired runs. Measured (pretraining seed 0 / 1): Dice (fg) 0.41 /
+    0.41 after PSCL against 0.24 for scratch, better in 6 of 6 pairs each time. The advantage is a head
+    start: with 40 fine-tuning steps it is +0.04 / -0.10, with 60 steps -0.03, as scratch learns this
+    easy synthetic set quickly (the MetalDAM and UHCS benches show the same at their budgets).
+    """
+    differences = []
+    for round_index in (0, 1):
+        for seed in (0, 1, 2):
+            scores = {}
+            for name, init in (("scratch", None), ("pscl", str(pscl_pretraining))):
+                run = tmp_path / f"{name}-{round_index}-{seed}"
+                finetune(synth_data, run, FinetuneConfig(round=round_index, seed=seed, steps=20, val_every=20,
+                                                         select="last", init=init, **TINY))
+                scores[name] = evaluate(run, synth_data, split="test")["dice_fg"]
+            differences.append(scores["pscl"] - scores["scratch"])
+    assert np.mean(differences) > 0.08, differences
+    assert sum(d > 0 for d in differences) >= 5, differences
