@@ -2,7 +2,9 @@
 
 For every method and round: (pretrain,) fine-tune on the round's annotated image(s), evaluate on
 test. Every (method, round) result lands in ``OUT/results/<method>/round<R>.json`` as soon as it
-exists; a rerun skips what is done, and a killed fine-tune resumes from its last checkpoint.
+exists; a rerun skips what is done, and a killed fine-tune resumes from its last checkpoint. A
+cached result or run recorded with other settings than the bench would use now is refused, by
+file and setting, rather than mixed into the same table.
 ``results.json`` and ``report.md`` are rebuilt from those files after each result, and at the end
 ``figure.png``: Dice (fg) per method over rounds as box plots, and one test image with the ground
 truth and every method's prediction side by side (of the round most methods still have models of: round 0 after an uninterrupted run).
