@@ -7,13 +7,16 @@ from typer.testing import CliRunner
 from pscl.cli import app
 from pscl.probe import ProbeConfig, linear_probe
 
-WIDTHS = (8, 16, 32, 64)
+from conftest import TINY
+
+WIDTHS = TINY["widths"]  # the shared PSCL pretraining's
 
 
 @pytest.mark.parametrize("round_index", [0, 1])
 def test_pscl_features_find_a_class_that_random_features_miss(pscl_pretraining, synth_data, round_index):
-    """On frozen features (beside the fine-tuning comparison in test_pscl.py): 60 PSCL steps give a probe Dice (fg) of 0.26 / 0.24 (0.22 / 0.19 with pretraining seed
-    1), random and SimCLR features 0.00 (every pixel called matrix)."""
+    """On frozen features (beside the fine-tuning comparison in test_pscl.py): 60 PSCL steps give a
+    probe Dice (fg) of 0.26 / 0.24 (0.22 / 0.19 with pretraining seed 1), random and SimCLR features
+    0.00 (every pixel called matrix)."""
     config = ProbeConfig(round=round_index, steps=100, crop=64, widths=WIDTHS)
     pretrained = linear_probe(synth_data, pscl_pretraining, config, split="test")
     random = linear_probe(synth_data, None, config, split="test")

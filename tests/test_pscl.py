@@ -111,7 +111,8 @@ def test_short_pscl_pretraining_improves_one_shot_finetuning_over_scratch(pscl_p
     so the claim is on the mean of six paired runs. Measured (pretraining seed 0 / 1): Dice (fg) 0.41 /
     0.41 after PSCL against 0.24 for scratch, better in 6 of 6 pairs each time. The advantage is a head
     start: with 40 fine-tuning steps it is +0.04 / -0.10, with 60 steps -0.03, as scratch learns this
-    easy synthetic set quickly (the MetalDAM and UHCS benches show the same at their budgets).
+    easy synthetic set quickly. (On MetalDAM, at the bench budget, there is not even a head start:
+    benchmarks/diagnostics-metaldam §9.)
     """
     differences = []
     for round_index in (0, 1):

@@ -123,10 +123,8 @@ def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, pro
                             annotated=list(stems or []) if method in GUIDED else [],
                             options={**method_options(profile, method), **variant_options},
                             **{**profile_settings(profile, "pretrain"), **variant_fields})
-    if (run / "config.json").exists():
-        # a label-free pretraining serves every round and shot count
-        check_cached(run / "config.json", json.loads((run / "config.json").read_text()), config,
-                     ignore=() if method in GUIDED else ("shots", "round", "annotated_in_batch"))
+    # a label-free pretraining serves every round and shot count
+    _check_run(run, config, ignore=() if method in GUIDED else ("shots", "round", "annotated_in_batch"))
     if (run / "model.pt").exists():
         return run, float(json.loads((run / "wall.json").read_text())["seconds"]) if (run / "wall.json").exists() else 0.0
     t0 = time.time()
@@ -151,6 +149,12 @@ def check_cached(path: Path, recorded: dict, expected, ignore: tuple[str, ...] =
         details = "; ".join(f"{key} {old!r} there, {new!r} now" for key, (old, new) in differing.items())
         raise DataError(f"{path}: made with other settings than this bench runs ({details}); "
                         "bench into another --out, or delete it to redo it")
+
+
+def _check_run(run: Path, config, ignore: tuple[str, ...] = ()) -> None:
+    """:func:`check_cached` on a (finished or half-made) run folder's ``config.json``, if it has one."""
+    if (run / "config.json").exists():
+        check_cached(run / "config.json", json.loads((run / "config.json").read_text()), config, ignore)
 
 
 def _config(spec: str, round_index: int, shots: int, profile: str, seed: int, stems: list[str] | None = None,
@@ -185,8 +189,7 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
                 "wall_s": {"pretrain": 0.0, "finetune": t1 - t0, "evaluate": time.time() - t1}}
     init, pretrain_s = _pretrained(data, spec, profile, out, seed, progress, shots, round_index, tag, stems)
     config = _config(spec, round_index, shots, profile, seed, stems, progress, init)
-    if (run / "config.json").exists():
-        check_cached(run / "config.json", json.loads((run / "config.json").read_text()), config)
+    _check_run(run, config)
     t0 = time.time()
     finetune(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
     t1 = time.time()
@@ -255,8 +258,9 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
             path = out / "results" / method / "suggest.json"
             if method == "full":
                 continue
-            if path.exists() and json.loads(path.read_text())["annotated"] == stems:
-                check_cached(path, json.loads(path.read_text())["config"], _config(method, 0, shots, profile, seed, stems))
+            cached = json.loads(path.read_text()) if path.exists() else None
+            if cached is not None and cached["annotated"] == stems:
+                check_cached(path, cached["config"], _config(method, 0, shots, profile, seed, stems))
                 continue
             log(f"[run ] {method} on the suggested image(s) {stems}")
             result = {**_run_one(data, method, 0, shots, profile, out, seed, progress, tag, stems),
