@@ -77,3 +77,22 @@ def test_head_warmup_trains_only_the_classifier_first(tiny_run, synth_data, tmp_
 def test_nan_loss_raises_clear_error(synth_data, tmp_path):
     with pytest.raises(FloatingPointError, match="non-finite fine-tuning loss"):
         finetune(synth_data, tmp_path / "nan", FinetuneConfig(steps=5, val_every=5, lr=float("nan"), **TINY))
+
+
+@pytest.mark.parametrize("frozen", [0, 6])
+def test_pretrained_batchnorm_statistics_survive_fine_tuning_when_frozen(pscl_pretraining, synth_data, tmp_path, frozen):
+    run = tmp_path / "ft"
+    finetune(synth_data, run, FinetuneConfig(init=str(pscl_pretraining), steps=6, val_every=6, select="last",
+                                             bn_frozen_steps=frozen, **TINY))
+    before, after = read_model_file(pscl_pretraining)["state_dict"], read_model_file(run)["state_dict"]
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    assert stats
+    kept = [torch.equal(before[k], after[k]) for k in stats]
+    if frozen:
+        assert all(kept)
+        weights = [k for k in stats if k.replace("running_mean", "weight") in before and k.endswith("running_mean")]
+        # the affine parameters still train
+        assert any(not torch.equal(before[k.replace("running_mean", "weight")], after[k.replace("running_mean", "weight")])
+                   for k in weights)
+    else:
+        assert not any(kept)

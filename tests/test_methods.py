@@ -86,8 +86,9 @@ def micrograph_crops(n=8, size=32):
     return torch.from_numpy(np.stack(crops))[:, None]
 
 
-def held_out_loss(method, x, negatives):
-    """The method's loss on fixed views of held-out images, without touching its state.
+def held_out_loss(method, x, negatives, draws=4):
+    """The method's loss on held-out images, averaged over ``draws`` fixed view pairs, without
+    touching its state.
 
     Queues are replaced by keys of held-out negatives from the current momentum encoder: a
     queue filling up with real keys makes the raw training loss rise early in MoCo-style
@@ -105,20 +106,30 @@ def held_out_loss(method, x, negatives):
             m.queue.keys.copy_(F.normalize(m.global_head_m(f), dim=1))
             if hasattr(m, "dense_queue"):
                 m.dense_queue.keys.copy_(F.normalize(m.dense_head_m(f).flatten(2).mean(2), dim=1))
-        v1, v2, geo = make_views(x, generator=torch.Generator().manual_seed(5))
-        return m.loss(v1, v2, geo, batch_for(m.config.method, x))[0].item()
+        total = 0.0
+        for draw in range(draws):
+            v1, v2, geo = make_views(x, generator=torch.Generator().manual_seed(5 + draw))
+            total += m.loss(v1, v2, geo, batch_for(m.config.method, x))[0].item()
+        return total / draws
 
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_loss_decreases_over_a_few_dozen_steps(name):
+    """60 Adam steps at lr 1e-3 lower the held-out loss (mean of 4 view draws) below 0.97x.
+
+    Robust to kernel rounding: at lr 3e-3 and one view draw the run was chaotic enough that one
+    CPU's rounding left SimCLR at chance (2.66 -> 2.70 on an Intel Xeon with AMX). Measured on an
+    AMD EPYC (AVX2) over 6 seeds each, after / before: the worst seed was 0.79 (SimCLR), 0.90
+    (MoCo), 0.21 (BYOL), 0.51 (DenseCL), 0.92 (PSCL-SimCLR), 0.87 (PSCL-MoCo).
+    """
     torch.manual_seed(1)
     options = {"queue_size": 32} if name in ("moco", "densecl", "pscl-moco") else {}
-    method = build_method(config_for(name, lr=3e-3, options=options))
-    opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=3e-3)
+    method = build_method(config_for(name, lr=1e-3, options=options))
+    opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=1e-3)
     pool = micrograph_crops(96)
     train, held_out, negatives = pool[:56], pool[56:64], pool[64:]
     before = held_out_loss(method, held_out, negatives)
-    for step in range(40):
+    for step in range(60):
         x = train[torch.randperm(56)[:8]]
         v1, v2, geo = make_views(x)
         loss, _, _ = method.loss(v1, v2, geo, batch_for(name, x, step))
@@ -131,11 +142,32 @@ def test_loss_decreases_over_a_few_dozen_steps(name):
     assert after < 0.97 * before, (before, after)
 
 
+def test_queues_are_sized_to_the_keys_a_run_pushes():
+    from pscl.methods.queue import REFILLS, queue_length
+    assert queue_length(0, 200, 16, 4096) == 200 * 16 // REFILLS  # `quick`: 400 slots, refilled 8 times
+    assert queue_length(0, 20000, 16, 4096) == 4096  # long runs: capped
+    assert queue_length(0, 3, 16, 4096) == 16  # never shorter than one step's keys
+    assert queue_length(32, 200, 16, 4096) == 32  # an explicit size is kept
+    with pytest.raises(ValueError, match="queue size must be >= 0"):
+        queue_length(-1, 200, 16, 4096)
+    moco = build_method(config_for("moco", steps=200, batch_size=16))
+    assert moco.hp.queue_size == 400 and moco.queue.keys.shape[0] == 400
+    pscl = build_method(config_for("pscl-moco", steps=200, batch_size=16))  # 3 classes: 3 prototypes per crop
+    assert pscl.hp.queue_size == 400 and pscl.hp.prototype_queue_size == 1024
+    assert [q.keys.shape[0] for q in pscl.prototype_queues] == [1024] * 3
+    short = build_method(config_for("pscl-moco", steps=40, batch_size=8))
+    assert short.hp.prototype_queue_size == 40 * 8 * 3 // REFILLS
+    dense = build_method(config_for("densecl", steps=100, batch_size=8, options={"queue_size": 64}))
+    assert dense.queue.keys.shape[0] == dense.dense_queue.keys.shape[0] == 64
+
+
 def test_unknown_method_and_option_list_choices():
     with pytest.raises(ValueError, match="choose one of simclr, moco, byol, densecl"):
         build_method(PretrainConfig(method="nope"))
     with pytest.raises(ValueError, match="bad option for method 'simclr'"):
         build_method(PretrainConfig(method="simclr", options={"queue_size": 3}))
+    with pytest.raises(ValueError, match="queue_size must be >= 0"):
+        build_method(PretrainConfig(method="moco", options={"queue_size": -3}))
     with pytest.raises(ValueError, match="multiple of 8"):
         PretrainConfig(crop=30)
 
@@ -145,7 +177,8 @@ def test_pretrain_checkpoint_loads_into_finetune(synth_data, tmp_path):
     summary = pretrain(synth_data, pre, PretrainConfig(method="moco", steps=6, checkpoint_every=3, **TINY_PRE))
     assert summary["steps"] == 6
     payload = read_model_file(pre)
-    assert payload["config"]["method_options"]["queue_size"] == 4096 and payload["pretrained_with"] == "moco"
+    # the queue is sized to the run: 6 steps x 8 crops push 48 keys, 1/8 of that, at least one batch
+    assert payload["config"]["method_options"]["queue_size"] == 8 and payload["pretrained_with"] == "moco"
     ft = tmp_path / "ft"
     finetune(synth_data, ft, FinetuneConfig(init=str(pre), steps=4, val_every=2, **{**TINY, "widths": (16,) * 4}))
     tuned = read_model_file(ft)

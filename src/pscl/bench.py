@@ -16,6 +16,7 @@ methods of :mod:`pscl.methods` (pretrained once per dataset and profile, stored 
 """
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import subprocess
@@ -125,6 +126,7 @@ def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, pro
                             **{**profile_settings(profile, "pretrain"), **variant_fields})
     # a label-free pretraining serves every round and shot count
     _check_run(run, config, ignore=() if method in GUIDED else ("shots", "round", "annotated_in_batch"))
+    _check_method_options(run, config)
     if (run / "model.pt").exists():
         return run, float(json.loads((run / "wall.json").read_text())["seconds"]) if (run / "wall.json").exists() else 0.0
     t0 = time.time()
@@ -143,6 +145,9 @@ def check_cached(path: Path, recorded: dict, expected, ignore: tuple[str, ...] =
     (a config dataclass), so that one table never mixes two budgets. Settings the record lacks
     (added to the code after it was made) and those in ``ignore`` are not compared."""
     wanted = json.loads(json.dumps(asdict(expected), default=list))
+    if "precision" in wanted:  # recorded resolved ('auto' -> what ran), so compare what would run now
+        from pscl.cpu import resolve_precision
+        wanted["precision"] = resolve_precision(wanted["precision"], wanted.get("accelerator", "auto"))
     differing = {key: (recorded[key], value) for key, value in wanted.items()
                  if key in recorded and key not in _NOT_SETTINGS and key not in ignore and recorded[key] != value}
     if differing:
@@ -155,6 +160,24 @@ def _check_run(run: Path, config, ignore: tuple[str, ...] = ()) -> None:
     """:func:`check_cached` on a (finished or half-made) run folder's ``config.json``, if it has one."""
     if (run / "config.json").exists():
         check_cached(run / "config.json", json.loads((run / "config.json").read_text()), config, ignore)
+
+
+def _check_method_options(run: Path, config) -> None:
+    """Refuse a pretraining whose recorded method options (as resolved for its run, e.g. queue sizes)
+    differ from what this bench would resolve now."""
+    if not (run / "config.json").exists():
+        return
+    from pscl.methods import METHODS
+    recorded = json.loads((run / "config.json").read_text()).get("method_options", {})
+    config = copy.copy(config)
+    if config.method in GUIDED and not config.classes:
+        config.classes = ["?"] * len(json.loads((run / "config.json").read_text()).get("classes") or [1])
+    wanted = json.loads(json.dumps(asdict(METHODS[config.method].hparams_for(config)), default=list))
+    differing = {k: (recorded[k], v) for k, v in wanted.items() if k in recorded and recorded[k] != v}
+    if differing:
+        details = "; ".join(f"{k} {old!r} there, {new!r} now" for k, (old, new) in differing.items())
+        raise DataError(f"{run / 'config.json'}: pretrained with other method options than this bench runs "
+                        f"({details}); bench into another --out, or delete it to redo it")
 
 
 def _config(spec: str, round_index: int, shots: int, profile: str, seed: int, stems: list[str] | None = None,

@@ -88,6 +88,9 @@ def data_synth(out: Path, n: int = typer.Option(12, "--n", help="labelled images
     console.print(f"wrote {path}")
 
 
+_PRECISION = typer.Option("auto", help="auto: bf16-mixed on GPUs and on CPUs with AMX or AVX512-BF16, "
+                                         "fp32 elsewhere; or 32-true, bf16-mixed")
+
 @app.command()
 @_errors_exit
 def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder"),
@@ -100,15 +103,18 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              val_every: Optional[int] = None, select: str = "val", seed: int = 0,
              lr_contracting_init: Optional[float] = typer.Option(None, help="with --init: lr of the contracting path"),
              head_warmup: Optional[int] = typer.Option(None, help="with --init: first steps train only the classifier (LP-FT)"),
+             bn_frozen_steps: Optional[int] = typer.Option(
+                 None, help="with --init: BatchNorm keeps the pretrained statistics for the first N steps (default 0)"),
              class_weight_power: Optional[float] = typer.Option(
                  None, help="cross-entropy weight ∝ pixel share^-power (default 0.5; 0 = unweighted)"),
              dice_weight: Optional[float] = typer.Option(None, help="loss = (1 - d) CE + d soft Dice (default 0.5)"),
              jitter: Optional[float] = typer.Option(None, help="brightness/contrast augmentation strength (default 0.1)"),
-             accelerator: str = "auto", devices: str = "1", precision: str = "32-true",
+             accelerator: str = "auto", devices: str = "1", precision: str = _PRECISION,
              resume: bool = False, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
                                        lr_contracting_init=lr_contracting_init, head_warmup=head_warmup,
+                                       bn_frozen_steps=bn_frozen_steps,
                                        class_weight_power=class_weight_power,
                                        dice_weight=dice_weight, jitter=jitter, widths=_ints(widths) if widths else None).items() if v is not None}
     config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train,
@@ -135,7 +141,7 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              lr: Optional[float] = None, widths: Optional[str] = typer.Option(None, help="e.g. 32,64,128,256"),
              temperature: Optional[float] = None, momentum: Optional[float] = None,
              queue_size: Optional[int] = None, seed: int = 0,
-             accelerator: str = "auto", devices: str = "1", precision: str = "32-true",
+             accelerator: str = "auto", devices: str = "1", precision: str = _PRECISION,
              resume: bool = False, progress: bool = True) -> None:
     """Pretrain the U-Net without labels (unlabeled/ + train images, or a plain image folder)."""
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr,
@@ -238,6 +244,9 @@ def bench(data: str = typer.Argument(..., help="dataset folder, or 'speed' for t
                                                              "e.g. pscl-simclr:a=0 or pscl-simclr:scales=2"),
           shots: int = 1, rounds: int = 5, profile: str = "quick", seed: int = 0, progress: bool = False,
           pick: str = typer.Option("random", help="random: the rounds only; suggest: also `pscl suggest`'s pick"),
+          settings: str = typer.Option("quick,paper", help="speed: size settings (quick, paper)"),
+          paper_methods: Optional[str] = typer.Option(None, help="speed: methods of the slow paper-size rows "
+                                                                "(default: --methods)"),
           report_only: bool = typer.Option(False, "--report-only", help="rebuild report and figure from OUT's results; run nothing")) -> None:
     """Run the paper's protocol (resumable) and write a report; `pscl bench speed` measures speed."""
     command = "pscl " + " ".join(sys.argv[1:])
@@ -247,16 +256,10 @@ def bench(data: str = typer.Argument(..., help="dataset folder, or 'speed' for t
         console.print(f"written: {out / 'report.md'}")
         return
     if data == "speed":
-        from pscl.speed import measure_speed, speed_table
-        from pscl.bench import provenance
+        from pscl.speed import write_speed
         pre = [m for m in methods.split(",") if m in api.METHODS] or list(api.METHODS)
-        result = {**measure_speed(pre), **provenance(), "command": command}
-        write_text(out / "speed.json", json.dumps(result, indent=1))
-        table = speed_table(result)
-        write_text(out / "speed.md", f"# Speed\n\n- command: `{command}`\n- commit: {result['commit']}\n"
-                                     f"- machine: {result['machine']}\n- date: {result['date']}\n"
-                                     f"- sizes: {result['config']}\n\n{table}")
-        console.print(table)
+        console.print(write_speed(out, pre, settings.split(","), paper_methods.split(",") if paper_methods else None,
+                                  command, log=console.print))
         return
     from pscl.bench import run_bench
     run_bench(Path(data), out, methods.split(","), shots=shots, rounds=rounds, profile=profile, seed=seed,

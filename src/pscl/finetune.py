@@ -45,6 +45,10 @@ class FinetuneConfig(RuntimeConfig):
     # features (BatchNorm statistics kept), so that its early random gradients do not distort
     # pretrained features; then everything trains as usual
     head_warmup: int = 0
+    # BatchNorm layers stay in eval mode for the first N steps (N >= steps: the whole run): the
+    # running statistics learnt in pretraining from every micrograph are used and kept, instead of
+    # being overwritten within a few dozen steps by crops of the one annotated image
+    bn_frozen_steps: int = 0
     # cross-entropy weight w_c ∝ (pixel share of c)^(-power): 0.5 by default, 0 = unweighted CE
     class_weight_power: float = 0.5
     dice_weight: float = 0.5  # loss = (1 - d) CE + d soft Dice (foreground classes)
@@ -64,6 +68,8 @@ class FinetuneConfig(RuntimeConfig):
             raise ValueError(f"dice_weight must be between 0 and 1, got {self.dice_weight}")
         if self.class_weight_power < 0:
             raise ValueError(f"class_weight_power must be >= 0, got {self.class_weight_power}")
+        if self.bn_frozen_steps < 0:
+            raise ValueError(f"bn_frozen_steps must be >= 0, got {self.bn_frozen_steps}")
         if not 0 <= self.head_warmup <= self.steps:
             raise ValueError(f"head_warmup must be between 0 and steps ({self.steps}), got {self.head_warmup}")
         self.widths = tuple(int(w) for w in self.widths)
@@ -83,6 +89,10 @@ class SegmentationModule(L.LightningModule):
         image, target = batch
         warming_up = self.global_step < self.config.get("head_warmup", 0)
         self.model.train(not warming_up)
+        if self.global_step < self.config.get("bn_frozen_steps", 0):
+            for m in self.model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         if warming_up:
             with torch.no_grad():
                 features = self.model.features(image)
@@ -155,6 +165,7 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     out = Path(out)
     stems = annotated_stems(ds, config)
     config.dataset, config.annotated = str(ds.root), stems
+    config.resolve_runtime()
     L.seed_everything(config.seed, workers=True, verbose=False)
     if config.init:  # the pretrained U-Net decides the architecture
         payload = read_model_file(config.init)

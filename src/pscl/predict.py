@@ -30,23 +30,25 @@ PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40]
 PREDICTIONS_FILE = "predictions.json"
 
 
-def torch_tile_model(model, device="cpu") -> TileModel:
-    """A tile model from a U-Net: softmax probabilities, computed without gradients."""
+def torch_tile_model(model, device="cpu", bf16: bool = False) -> TileModel:
+    """A tile model from a U-Net: softmax probabilities, computed in inference mode (bf16 autocast
+    with ``bf16``: :func:`pscl.cpu.resolve_precision` says where that pays)."""
     import torch
 
     model = model.eval().to(device)
+    device_type = torch.device(device).type
 
     def run(tiles: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
+        with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
             x = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32))[:, None].to(device)
-            return model(x).softmax(1).float().cpu().numpy()
+            return model(x).float().softmax(1).cpu().numpy()
     return run
 
 
 def segment(model, image: np.ndarray, tile: int = 512, overlap: int = 128, batch_size: int = 4,
-            device="cpu") -> Segmentation:
+            device="cpu", bf16: bool = False) -> Segmentation:
     """Segment a normalised (H, W) float image with a U-Net by overlapping tiles (:mod:`pscl.tiling`)."""
-    return segment_tiled(torch_tile_model(model, device), image, model.num_classes, tile, overlap, batch_size)
+    return segment_tiled(torch_tile_model(model, device, bf16), image, model.num_classes, tile, overlap, batch_size)
 
 
 def onnx_tile_model(path: str | Path, threads: int = 0) -> tuple[TileModel, dict]:

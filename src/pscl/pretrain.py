@@ -30,6 +30,7 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
     if not paths:
         raise DataError(f"{ds.root}: no images to pretrain on (unlabeled/ and the train split are empty)")
     config.dataset = str(ds.root)
+    config.resolve_runtime()
     images = [load_micrograph(p) for p in paths]
     if config.method in GUIDED:
         if ds.classes is None:

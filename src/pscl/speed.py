@@ -1,31 +1,52 @@
-"""`pscl bench speed`: throughput and peak memory at fixed sizes, each in a fresh process.
+"""`pscl bench speed`: step times, FLOPs, achieved GFLOP/s and peak memory, each in a fresh process.
 
-Every measurement runs in its own spawned process so its peak resident memory (``ru_maxrss``)
-is its own. Timings exclude warm-up steps. Inputs are synthetic micrographs: speed does not
-depend on content.
+Rows come at two sizes (``quick``: the CPU profile's; ``paper``: widths 32..256, 376 px crops, 8
+unlabelled + 1 annotated crop per pretraining step) and in two modes: ``fp32`` (NCHW, float32: the
+code path before the fast one) and ``default`` (what a run uses here: :func:`pscl.cpu.resolve_precision`
+and channels_last). Every measurement runs in its own spawned process so its peak resident memory
+(``ru_maxrss``) is its own; timings exclude a warm-up step. FLOPs are counted once per row by
+``torch.utils.flop_counter`` (forward + backward, convolutions and matrix products) so the distance
+to the machine's arithmetic limit shows. Inputs are synthetic micrographs: speed does not depend
+on content.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import resource
 import time
-from dataclasses import asdict, dataclass
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 
 @dataclass
 class SpeedConfig:
-    widths: tuple[int, ...] = (32, 64, 128, 256)
-    crop: int = 128
+    """One size setting of the speed bench."""
+
+    name: str = "quick"
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    crop: int = 96  # pretraining crop
     pretrain_batch: int = 16
+    finetune_crop: int = 128
     finetune_batch: int = 8
-    steps: int = 5
-    warmup: int = 2
+    steps: int = 3
+    warmup: int = 1
     image_size: tuple[int, int] = (703, 1024)  # a MetalDAM micrograph
     tile: int = 512
     overlap: int = 128
     threads: int = 0  # 0: torch's default
+    precision: str = "32-true"  # or "auto", "bf16-mixed"
+    channels_last: bool = False
+    methods_options: dict = field(default_factory=dict)
+
+
+SETTINGS = {
+    "quick": SpeedConfig(),
+    "paper": SpeedConfig(name="paper", widths=(32, 64, 128, 256), crop=376, pretrain_batch=9, finetune_crop=376,
+                         finetune_batch=8, steps=2),
+}
+MODES = {"fp32": dict(precision="32-true", channels_last=False), "default": dict(precision="auto", channels_last=True)}
 
 
 def _peak_mb() -> float:
@@ -43,102 +64,103 @@ def _batch(n: int, size: int, seed: int = 0) -> dict:
             "mask": torch.from_numpy(pairs[0][1].astype(np.int64))[None], "annotated": 1}
 
 
+def _setup(c: SpeedConfig):
+    """Threads, and the autocast context of the row's precision."""
+    import torch
+    from pscl.cpu import resolve_precision
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    precision = resolve_precision(c.precision, "cpu")
+    bf16 = precision == "bf16-mixed"
+    return precision, (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else nullcontext
+
+
+def _timed(step, c: SpeedConfig) -> dict:
+    """Run ``step`` warm-up + timed times, then once under the FLOP counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+    for _ in range(c.warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(c.steps):
+        step()
+    dt = (time.perf_counter() - t0) / c.steps
+    peak = _peak_mb()
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    return {"s_per_step": dt, "gflop_per_step": flops / 1e9, "gflop_per_s": flops / 1e9 / dt, "peak_mb": peak}
+
+
 def _pretrain_speed(method: str, cfg: dict) -> dict:
     import torch
-    from pscl.data.views import make_views
+    from pscl.cpu import fast_layout
     from pscl.data.synth import CLASSES
+    from pscl.data.views import make_views
     from pscl.methods import GUIDED, PretrainConfig, build_method
     from pscl.methods.base import ema_update
     c = SpeedConfig(**cfg)
-    if c.threads:
-        torch.set_num_threads(c.threads)
+    precision, autocast = _setup(c)
     torch.manual_seed(0)
     model = build_method(PretrainConfig(method=method, widths=c.widths, crop=c.crop, batch_size=c.pretrain_batch,
-                                        classes=CLASSES if method in GUIDED else None))
+                                        classes=CLASSES if method in GUIDED else None,
+                                        options=c.methods_options.get(method, {})))
+    fast_layout(model, c.channels_last)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     batch = _batch(c.pretrain_batch, c.crop)
-    for i in range(c.warmup + c.steps):
-        if i == c.warmup:
-            t0 = time.perf_counter()
+
+    def step():
         v1, v2, geo = make_views(batch["image"])
-        loss = model.loss(v1, v2, geo, batch)[0]
+        with autocast():
+            loss = model.loss(v1, v2, geo, batch)[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
         for online, target in model.momentum_pairs():
             ema_update(online, target, 0.99)
-    dt = time.perf_counter() - t0
-    return {"stage": "pretrain", "method": method, "pairs_per_s": c.pretrain_batch * c.steps / dt,
-            "s_per_step": dt / c.steps, "peak_mb": _peak_mb()}
-
-
-def _full_pass_speed(cfg: dict) -> dict:
-    """The floor of any method that trains the decoder: both views through the whole U-Net,
-    forward and backward, no heads or losses (a reference row, not a method)."""
-    import torch
-    from pscl.data.views import make_views
-    from pscl.nn import UNet
-    c = SpeedConfig(**cfg)
-    if c.threads:
-        torch.set_num_threads(c.threads)
-    net = UNet(1, c.widths)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = _batch(c.pretrain_batch, c.crop)["image"]
-    for i in range(c.warmup + c.steps):
-        if i == c.warmup:
-            t0 = time.perf_counter()
-        v1, v2, _ = make_views(x)
-        loss = net(v1).mean() + net(v2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    dt = time.perf_counter() - t0
-    return {"stage": "pretrain", "method": "(reference: whole U-Net, 2 views)", "pairs_per_s": c.pretrain_batch * c.steps / dt,
-            "s_per_step": dt / c.steps, "peak_mb": _peak_mb()}
+    row = _timed(step, c)
+    return {"stage": "pretrain", "method": method, "precision": precision, **row,
+            "pairs_per_s": c.pretrain_batch / row["s_per_step"]}
 
 
 def _finetune_speed(cfg: dict) -> dict:
     import torch
+    from pscl.cpu import fast_layout
     from pscl.losses import segmentation_loss
     from pscl.nn import UNet
     c = SpeedConfig(**cfg)
-    if c.threads:
-        torch.set_num_threads(c.threads)
+    precision, autocast = _setup(c)
     torch.manual_seed(0)
-    net = UNet(5, c.widths)
+    net = fast_layout(UNet(5, c.widths), c.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = _batch(c.finetune_batch, c.crop)["image"]
-    y = torch.randint(0, 5, (c.finetune_batch, c.crop, c.crop))
-    for i in range(c.warmup + c.steps):
-        if i == c.warmup:
-            t0 = time.perf_counter()
-        loss = segmentation_loss(net(x), y)
+    x = _batch(c.finetune_batch, c.finetune_crop)["image"]
+    y = torch.randint(0, 5, (c.finetune_batch, c.finetune_crop, c.finetune_crop))
+
+    def step():
+        with autocast():
+            loss = segmentation_loss(net(x).float(), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    dt = time.perf_counter() - t0
-    return {"stage": "finetune", "method": "any", "steps_per_s": c.steps / dt, "s_per_step": dt / c.steps,
-            "peak_mb": _peak_mb()}
+    return {"stage": "finetune", "method": "any", "precision": precision, **_timed(step, c)}
 
 
 def _inference_speed(cfg: dict) -> dict:
     import torch
+    from pscl.cpu import fast_layout
     from pscl.nn import UNet
     from pscl.predict import segment
     c = SpeedConfig(**cfg)
-    if c.threads:
-        torch.set_num_threads(c.threads)
+    precision, _ = _setup(c)
     torch.manual_seed(0)
-    net = UNet(5, c.widths).eval()
+    net = fast_layout(UNet(5, c.widths).eval(), c.channels_last)
     image = np.random.default_rng(0).random(c.image_size, dtype=np.float32)
-    segment(net, image[:256, :256], tile=c.tile, overlap=c.overlap)  # warm-up
-    base = _peak_mb()
+    bf16 = precision == "bf16-mixed"
+    segment(net, image[:256, :256], tile=c.tile, overlap=c.overlap, bf16=bf16)  # warm-up
     t0 = time.perf_counter()
-    segment(net, image, tile=c.tile, overlap=c.overlap)
+    segment(net, image, tile=c.tile, overlap=c.overlap, bf16=bf16)
     dt = time.perf_counter() - t0
-    mp_ = image.size / 1e6
-    return {"stage": "inference", "method": "any", "s_per_megapixel": dt / mp_, "seconds": dt,
-            "image": list(c.image_size), "peak_mb": _peak_mb(), "peak_mb_before": base}
+    return {"stage": "inference", "method": "any", "precision": precision, "s_per_megapixel": dt / (image.size / 1e6),
+            "s_per_step": dt, "image": list(c.image_size), "peak_mb": _peak_mb()}
 
 
 def _call(args):
@@ -151,26 +173,74 @@ def _isolated(fn, *args) -> dict:
         return pool.map(_call, [(fn, args)])[0]
 
 
-def measure_speed(methods: list[str], config: SpeedConfig | None = None) -> dict:
-    """Pretraining pairs/s per method, fine-tuning steps/s, inference s/MP, peak memory."""
-    config = config or SpeedConfig()
-    cfg = asdict(config)
-    rows = [_isolated(_pretrain_speed, m, cfg) for m in methods]
-    rows.append(_isolated(_full_pass_speed, cfg))
-    rows.append(_isolated(_finetune_speed, cfg))
-    rows.append(_isolated(_inference_speed, cfg))
-    return {"config": cfg, "rows": rows}
+def measure_speed(methods: list[str], settings: list[str | SpeedConfig] = ("quick", "paper"),
+                  modes: list[str] = ("fp32", "default"), paper_methods: list[str] | None = None, log=None,
+                  isolated: bool = True) -> dict:
+    """Rows of pretraining (per method), fine-tuning and inference, per size setting and mode.
+
+    ``settings``: names of :data:`SETTINGS` or configs; ``paper_methods`` (default: ``methods``)
+    limits the slow paper-size pretraining rows; ``isolated=False`` measures in this process (peak
+    memory is then the process's so far: for tests).
+    """
+    from pscl.cpu import cpu_summary
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"unknown speed mode {mode!r}; choose from {', '.join(MODES)}")
+    configs = [SETTINGS[s] if isinstance(s, str) else s for s in settings]
+    for s in settings:
+        if isinstance(s, str) and s not in SETTINGS:
+            raise ValueError(f"unknown speed settings {s!r}; choose from {', '.join(SETTINGS)}")
+    run = _isolated if isolated else (lambda fn, *args: fn(*args))
+    rows = []
+    for base in configs:
+        for mode in modes:
+            cfg = asdict(replace(base, **MODES[mode]))
+            chosen = methods if base.name != "paper" or paper_methods is None else paper_methods
+            jobs = [(_pretrain_speed, m) for m in chosen] + [(_finetune_speed,), (_inference_speed,)]
+            for fn, *args in jobs:
+                rows.append({"settings": base.name, "mode": mode, **run(fn, *args, cfg)})
+                if log:
+                    log(rows[-1])
+    return {"settings": {c.name: asdict(c) for c in configs}, "modes": {m: MODES[m] for m in modes},
+            "cpu": cpu_summary(), "rows": rows}
 
 
 def speed_table(result: dict) -> str:
-    """Markdown table of :func:`measure_speed`'s rows."""
-    lines = ["| stage | method | throughput | peak memory (MB) |", "|---|---|---|---|"]
+    """Markdown table of :func:`measure_speed`'s rows, with each row's speed-up over the fp32 mode."""
+    base = {(r["settings"], r["stage"], r["method"]): r["s_per_step"] for r in result["rows"] if r["mode"] == "fp32"}
+    lines = ["| settings | stage | method | mode (precision) | s/step | speed-up vs fp32 | GFLOP/step | GFLOP/s "
+             "| peak memory (MB) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        if r["stage"] == "pretrain":
-            thr = f"{r['pairs_per_s']:.2f} image pairs/s ({r['s_per_step']:.2f} s/step)"
-        elif r["stage"] == "finetune":
-            thr = f"{r['steps_per_s']:.3f} steps/s ({r['s_per_step']:.2f} s/step)"
+        ref = base.get((r["settings"], r["stage"], r["method"]))
+        gain = f"{ref / r['s_per_step']:.2f}x" if ref else ""
+        if r["stage"] == "inference":
+            step = f"{r['s_per_megapixel']:.2f} s/MP ({r['image'][1]}x{r['image'][0]}: {r['s_per_step']:.2f} s)"
+            flops = ""
         else:
-            thr = f"{r['s_per_megapixel']:.2f} s/megapixel ({r['image'][1]}x{r['image'][0]}: {r['seconds']:.2f} s)"
-        lines.append(f"| {r['stage']} | {r['method']} | {thr} | {r['peak_mb']:.0f} |")
-    return "\n".join(lines) + "\n"
+            step = f"{r['s_per_step']:.2f}"
+            flops = f"{r['gflop_per_step']:.0f} | {r['gflop_per_s']:.0f}"
+        lines.append(f"| {r['settings']} | {r['stage']} | {r['method']} | {r['mode']} ({r['precision']}) | {step} "
+                     f"| {gain} | {flops or ' | '} | {r['peak_mb']:.0f} |")
+    cpu = result.get("cpu", {})
+    head = f"CPU: {cpu.get('model', '?')}, {cpu.get('cores', '?')} cores, flags {', '.join(cpu.get('flags', []))}\n\n"
+    return head + "\n".join(lines) + "\n"
+
+
+def write_speed(out, methods: list[str], settings: list[str], paper_methods: list[str] | None, command: str,
+                log=None) -> str:
+    """Measure (:func:`measure_speed`) and write ``out/speed.json`` and ``out/speed.md`` with their
+    provenance; return the table."""
+    import json
+    from pathlib import Path
+    from pscl.bench import provenance
+    from pscl.data.io import write_text
+    out = Path(out)
+    result = {**measure_speed(methods, settings, paper_methods=paper_methods, log=log), **provenance(),
+              "command": command}
+    write_text(out / "speed.json", json.dumps(result, indent=1))
+    table = speed_table(result)
+    sizes = "\n".join(f"- {name}: {cfg}" for name, cfg in result["settings"].items())
+    write_text(out / "speed.md", f"# Speed\n\n- command: `{command}`\n- commit: {result['commit']}\n"
+                                 f"- machine: {result['machine']}\n- date: {result['date']}\n- modes: {result['modes']}\n"
+                                 f"{sizes}\n\n{table}")
+    return table

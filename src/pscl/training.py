@@ -23,8 +23,13 @@ class RuntimeConfig:
     seed: int = 0
     accelerator: str = "auto"
     devices: int | str = 1
-    precision: str = "32-true"
+    precision: str = "auto"  # pscl.cpu.resolve_precision: bf16-mixed where the hardware has bf16, else fp32
     progress: bool = True
+
+    def resolve_runtime(self) -> None:
+        """Replace ``precision='auto'`` by what this machine runs, so the saved config says what was used."""
+        from pscl.cpu import resolve_precision
+        self.precision = resolve_precision(self.precision, self.accelerator)
 
     def check_positive(self, *names: str) -> None:
         """Raise ValueError naming the first of ``names`` that is below 1."""
@@ -40,7 +45,7 @@ def quiet_lightning() -> None:
 
 
 def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, every: int, *,
-        accelerator: str = "auto", devices: int | str = 1, precision: str = "32-true", progress: bool = True,
+        accelerator: str = "auto", devices: int | str = 1, precision: str = "auto", progress: bool = True,
         val: DataLoader | None = None, monitor: str | None = None, resume: bool = False,
         callbacks: list[Callback] | None = None, sync_batchnorm: bool = False, processes: int = 1) -> L.Trainer:
     """Train ``module`` for ``steps`` optimiser steps, logging to ``out/logs/metrics.csv``.
@@ -50,6 +55,8 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     were unfinished) and, with ``monitor``, ``best.ckpt`` (maximum of that validation metric).
     """
     quiet_lightning()
+    from pscl.cpu import resolve_precision
+    precision = resolve_precision(precision, accelerator)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     resuming = resume and last.exists()

@@ -92,10 +92,7 @@ class PretrainMethod(L.LightningModule):
     def __init__(self, config: PretrainConfig):
         super().__init__()
         self.config = config
-        try:
-            self.hp = self.hparams_class(**config.options)
-        except TypeError as exc:
-            raise ValueError(f"bad option for method {config.method!r}: {exc}") from None
+        self.hp = self.hparams_for(config)
         self.view_config = ViewConfig(**config.views)
         self.backbone = UNet(1, config.widths, norm=config.norm)
         self.save_hyperparameters({"config": _plain(config), "method_options": _plain(self.hp)})
@@ -111,6 +108,21 @@ class PretrainMethod(L.LightningModule):
 
     def current_momentum(self) -> float:
         return getattr(self.hp, "momentum", 0.99)
+
+    @classmethod
+    def hparams_for(cls, config: PretrainConfig):
+        """The method's hyper-parameters for a run: ``config.options`` checked against
+        ``hparams_class``, then :meth:`resolve_hparams` (settings that depend on the run)."""
+        try:
+            hp = cls.hparams_class(**config.options)
+        except TypeError as exc:
+            raise ValueError(f"bad option for method {config.method!r}: {exc}") from None
+        cls.resolve_hparams(hp, config)
+        return hp
+
+    @classmethod
+    def resolve_hparams(cls, hp, config: PretrainConfig) -> None:
+        """Fill in, in place, hyper-parameters left to the run (e.g. a queue sized to it)."""
 
     # -- shared machinery --------------------------------------------------------------------
     def training_step(self, batch, batch_idx):

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from pscl.losses import dense_correspondence, info_nce
 from pscl.methods.base import momentum_copy
-from pscl.methods.moco import KeyQueue, MoCo, MoCoHparams
+from pscl.methods.moco import MoCo, MoCoHparams
+from pscl.methods.queue import KeyQueue
 from pscl.nn import DenseHead
 
 

@@ -6,8 +6,8 @@ initialised with normalised random vectors, and is a buffer, so checkpoints carr
 enqueues the keys gathered from every process.
 
 Deviations: no shuffled BatchNorm (it needs several processes to mean anything; with DDP use
-``sync_batchnorm``); the queue is 4096 long by default rather than 65536, since a micrograph set
-holds hundreds of images, not a million.
+``sync_batchnorm``); the queue is sized to the run (:func:`pscl.methods.queue.queue_length`, at
+most 4096) rather than 65536, since a micrograph set holds hundreds of images, not a million.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from pscl.losses import info_nce
-from pscl.losses.distributed import gather_no_grad
 from pscl.methods.base import PretrainMethod, check_momentum, momentum_copy
+from pscl.methods.queue import KeyQueue, run_queue_length
 from pscl.nn import GlobalHead
 
 
@@ -26,32 +26,13 @@ from pscl.nn import GlobalHead
 class MoCoHparams:
     temperature: float = 0.2  # MoCo v2
     momentum: float = 0.99  # the method spec's m
-    queue_size: int = 4096
+    queue_size: int = 0  # 0: sized to the run (pscl.methods.queue.queue_length), at most 4096
     dim: int = 64
 
     def __post_init__(self):
         check_momentum(self.momentum)
-        if self.queue_size < 1:
-            raise ValueError(f"queue_size must be >= 1, got {self.queue_size}")
-
-
-class KeyQueue(torch.nn.Module):
-    """A FIFO of normalised keys (K, D) with its pointer, both buffers (saved in checkpoints)."""
-
-    def __init__(self, size: int, dim: int):
-        super().__init__()
-        self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
-        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
-
-    @torch.no_grad()
-    def push(self, keys: torch.Tensor) -> torch.Tensor:
-        """Enqueue the keys of every process (the newest ``size`` if more); return their slots."""
-        keys = gather_no_grad(keys)
-        n, size = keys.shape[0], self.keys.shape[0]
-        idx = ((self.ptr + torch.arange(n, device=keys.device)) % size)[-size:]
-        self.keys[idx] = F.normalize(keys[-size:], dim=1)
-        self.ptr.fill_(int((self.ptr + n) % size))
-        return idx
+        if self.queue_size < 0:
+            raise ValueError(f"queue_size must be >= 0 (0 = sized to the run), got {self.queue_size}")
 
 
 class MoCo(PretrainMethod):
@@ -63,6 +44,10 @@ class MoCo(PretrainMethod):
         self.backbone_m = momentum_copy(self.backbone)
         self.global_head_m = momentum_copy(self.global_head)
         self.queue = KeyQueue(self.hp.queue_size, self.hp.dim)
+
+    @classmethod
+    def resolve_hparams(cls, hp, config):
+        hp.queue_size = run_queue_length(hp.queue_size, config, 4096)
 
     def momentum_pairs(self):
         return [(self.backbone, self.backbone_m), (self.global_head, self.global_head_m)]

@@ -104,9 +104,10 @@ class PSCLBase(PretrainMethod):
         if self.hp.sampling == "random":
             assigned = match_random(others, t, n, device=e2.device)
         else:
-            emb = F.normalize(e2.float(), dim=1)
-            templates = emb[0][:, tmpl_cells]  # (D, T)
-            sim = torch.einsum("dt,bdn->btn", templates, emb[1:])  # (B-1, T, N)
+            with torch.autocast(e2.device.type, enabled=False):  # bf16 similarities would tie
+                emb = F.normalize(e2.float(), dim=1)
+                templates = emb[0][:, tmpl_cells]  # (D, T)
+                sim = torch.einsum("dt,bdn->btn", templates, emb[1:])  # (B-1, T, N)
             assigned = match_greedy(sim)
         cells2 = torch.cat([tmpl_cells[None], assigned], 0)  # (B, T)
         weights = tmpl_weights[None].expand(b, t).contiguous()

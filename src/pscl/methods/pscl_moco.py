@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from pscl.losses import info_nce, prototype_info_nce
 from pscl.losses.distributed import gather_no_grad
 from pscl.methods.base import check_momentum, momentum_copy
-from pscl.methods.moco import KeyQueue
+from pscl.methods.queue import KeyQueue, run_queue_length
 from pscl.methods.pscl import PSCLBase, PSCLHparams, gather_cells
 
 
@@ -30,8 +30,8 @@ class PSCLMoCoHparams(PSCLHparams):
     top_k: int = 30
     temperature: float = 0.2
     momentum: float = 0.99
-    queue_size: int = 4096
-    prototype_queue_size: int = 1024
+    queue_size: int = 0  # 0: sized to the run (pscl.methods.queue.queue_length), at most 4096
+    prototype_queue_size: int = 0  # 0: sized to the run, at most 1024
     soft_weight: float = 0.1
     decay: float = 0.2
 
@@ -75,6 +75,12 @@ class PSCLMoCo(PSCLBase):
         self.queue = KeyQueue(self.hp.queue_size, self.hp.dim)
         self.prototype_queues = torch.nn.ModuleList(PrototypeQueue(self.hp.prototype_queue_size, self.hp.dim)
                                                     for _ in range(3))
+
+    @classmethod
+    def resolve_hparams(cls, hp, config):
+        hp.queue_size = run_queue_length(hp.queue_size, config, 4096)
+        # each image pushes up to one prototype per class per step
+        hp.prototype_queue_size = run_queue_length(hp.prototype_queue_size, config, 1024, len(config.classes or [1]))
 
     def momentum_pairs(self):
         return [(self.backbone, self.backbone_m), (self.global_head, self.global_head_m),
