@@ -30,13 +30,16 @@ PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40]
 PREDICTIONS_FILE = "predictions.json"
 
 
-def torch_tile_model(model, device="cpu", bf16: bool = False) -> TileModel:
-    """A tile model from a U-Net: softmax probabilities, computed in inference mode (bf16 autocast
-    with ``bf16``: :func:`pscl.cpu.resolve_precision` says where that pays)."""
+def torch_tile_model(model, device="cpu", bf16: bool | None = None, channels_last: bool = True) -> TileModel:
+    """A tile model from a U-Net: softmax probabilities, computed in inference mode, channels_last,
+    in bf16 autocast where the hardware has bf16 (``bf16=None``: :func:`pscl.cpu.resolve_precision`)."""
     import torch
 
-    model = model.eval().to(device)
+    from pscl.cpu import fast_layout, resolve_precision
     device_type = torch.device(device).type
+    if bf16 is None:
+        bf16 = resolve_precision("auto", "gpu" if device_type == "cuda" else "cpu") == "bf16-mixed"
+    model = fast_layout(model.eval().to(device), channels_last)
 
     def run(tiles: np.ndarray) -> np.ndarray:
         with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
@@ -46,9 +49,10 @@ def torch_tile_model(model, device="cpu", bf16: bool = False) -> TileModel:
 
 
 def segment(model, image: np.ndarray, tile: int = 512, overlap: int = 128, batch_size: int = 4,
-            device="cpu", bf16: bool = False) -> Segmentation:
+            device="cpu", bf16: bool | None = None, channels_last: bool = True) -> Segmentation:
     """Segment a normalised (H, W) float image with a U-Net by overlapping tiles (:mod:`pscl.tiling`)."""
-    return segment_tiled(torch_tile_model(model, device, bf16), image, model.num_classes, tile, overlap, batch_size)
+    return segment_tiled(torch_tile_model(model, device, bf16, channels_last), image, model.num_classes, tile, overlap,
+                         batch_size)
 
 
 def onnx_tile_model(path: str | Path, threads: int = 0) -> tuple[TileModel, dict]:

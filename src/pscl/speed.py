@@ -146,18 +146,17 @@ def _finetune_speed(cfg: dict) -> dict:
 
 def _inference_speed(cfg: dict) -> dict:
     import torch
-    from pscl.cpu import fast_layout
     from pscl.nn import UNet
     from pscl.predict import segment
     c = SpeedConfig(**cfg)
     precision, _ = _setup(c)
     torch.manual_seed(0)
-    net = fast_layout(UNet(5, c.widths).eval(), c.channels_last)
+    net = UNet(5, c.widths).eval()
     image = np.random.default_rng(0).random(c.image_size, dtype=np.float32)
     bf16 = precision == "bf16-mixed"
-    segment(net, image[:256, :256], tile=c.tile, overlap=c.overlap, bf16=bf16)  # warm-up
+    segment(net, image[:256, :256], tile=c.tile, overlap=c.overlap, bf16=bf16, channels_last=c.channels_last)  # warm-up
     t0 = time.perf_counter()
-    segment(net, image, tile=c.tile, overlap=c.overlap, bf16=bf16)
+    segment(net, image, tile=c.tile, overlap=c.overlap, bf16=bf16, channels_last=c.channels_last)
     dt = time.perf_counter() - t0
     return {"stage": "inference", "method": "any", "precision": precision, "s_per_megapixel": dt / (image.size / 1e6),
             "s_per_step": dt, "image": list(c.image_size), "peak_mb": _peak_mb()}

@@ -55,8 +55,9 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     were unfinished) and, with ``monitor``, ``best.ckpt`` (maximum of that validation metric).
     """
     quiet_lightning()
-    from pscl.cpu import resolve_precision
+    from pscl.cpu import fast_layout, resolve_precision
     precision = resolve_precision(precision, accelerator)
+    fast_layout(module)
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     resuming = resume and last.exists()
