@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from pscl.bench import provenance
+from pscl.provenance import provenance
 from pscl.nn import UNet
 from pscl.predict import segment
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pscl.bench import provenance
+from pscl.provenance import provenance
 from pscl.checkpoints import save_model
 from pscl.data.io import write_text
 from pscl.export import export_onnx

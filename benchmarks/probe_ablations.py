@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from pscl.bench import provenance
+from pscl.provenance import provenance
 from pscl.probe import ProbeConfig, linear_probe
 
 INITS = ("random", "simclr", "pscl-simclr", "pscl-simclr:a=0", "pscl-simclr:scales=2", "pscl-simclr:sampling=random",

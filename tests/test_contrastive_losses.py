@@ -66,3 +66,14 @@ def test_dense_correspondence_picks_most_similar_cell():
     f1 = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # (B=1, C=2, N=2): cells (1,0), (0,1)
     f2 = torch.tensor([[[0.0, 1.0, 0.7], [1.0, 0.0, 0.7]]])  # cells (0,1), (1,0), diagonal
     assert dense_correspondence(f1, f2).tolist() == [[1, 0]]
+
+
+def test_nt_xent_with_keep_equals_the_kept_pairs_alone():
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    keep = torch.tensor([True, False, True, True, False, True])
+    assert nt_xent(z1, z2, 0.5, labels, keep=keep).item() == pytest.approx(
+        nt_xent(z1[keep], z2[keep], 0.5, labels[keep]).item(), rel=1e-6)
+    none = nt_xent(z1.requires_grad_(), z2, 0.5, labels, keep=torch.zeros(6, dtype=torch.bool))
+    assert none.item() == 0 and none.requires_grad

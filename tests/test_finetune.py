@@ -96,3 +96,21 @@ def test_pretrained_batchnorm_statistics_survive_fine_tuning_when_frozen(pscl_pr
                    for k in weights)
     else:
         assert not any(kept)
+
+
+def test_rare_class_crops_show_the_rare_class_and_leave_the_stream_alone_when_off():
+    from pscl.data.crops import RandomCropDataset
+    from pscl.finetune import rarest_classes
+    mask = np.zeros((200, 200), np.uint8)
+    mask[:, 100:] = 1
+    mask[20:26, 150:190] = 2  # a thin defect: 0.6 % of the pixels
+    image = np.random.default_rng(0).random((200, 200)).astype(np.float32)
+    assert rarest_classes([mask], 4, 2) == [2, 1]  # class 3 is absent: never targeted
+    shown = {}
+    for share in (0.0, 0.5):
+        data = RandomCropDataset([image], [mask], 48, 200, seed=1, rare_share=share, rare_classes=[2])
+        shown[share] = np.mean([(data[i][1] == 2).any().item() for i in range(200)])
+    assert shown[0.0] < 0.3 and shown[0.5] > shown[0.0] + 0.35, shown
+    plain = RandomCropDataset([image], [mask], 48, 10, seed=1)
+    off = RandomCropDataset([image], [mask], 48, 10, seed=1, rare_share=0.0, rare_classes=[2])
+    assert all(torch.equal(plain[i][0], off[i][0]) for i in range(10))

@@ -126,3 +126,20 @@ def test_short_pscl_pretraining_improves_one_shot_finetuning_over_scratch(pscl_p
             differences.append(scores["pscl"] - scores["scratch"])
     assert np.mean(differences) > 0.08, differences
     assert sum(d > 0 for d in differences) >= 5, differences
+
+
+def test_guidance_diagnostic_reports_both_protocols_per_scale_and_class(pscl_pretraining, synth_data):
+    from pscl.methods.guidance import compare_protocols, guidance_table
+    result = compare_protocols(synth_data, pscl_pretraining, steps=3, profile=None)
+    paper, current = result["paper"], result["current"]
+    assert paper["protocol"]["template_purity"] == 0 and current["protocol"]["decline"] is True
+    for s, per_class in paper["scales"].items():
+        k = 2 * 2 ** s  # the pretraining's top_k 2: the paper's rule always fills K_s templates per class
+        assert [m["templates"] for m in per_class.values()] == [k] * len(CLASSES)
+        for name, m in current["scales"][s].items():
+            assert m["templates"] <= k
+            # pure templates only: every one covers its class at least 0.75 (so at least half)
+            assert m["template_purity"] in (None, 1.0)
+            for key in ("precision", "recall", "own_class_negatives_masked", "own_class_negatives_instance"):
+                assert m[key] is None or 0 <= m[key] <= 1
+    assert guidance_table(result).count("\n") == 2 + 2 * 3 * len(CLASSES)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pscl.data.views import cell_coverage
-from pscl.sampling import match_greedy, match_greedy_reference, match_random, select_templates
+from pscl.sampling import decline_matches, match_greedy, match_greedy_reference, match_random, select_templates
 
 
 def test_templates_pick_the_right_class_per_block():
@@ -62,3 +62,52 @@ def test_matching_raises_when_cells_run_out_and_random_is_one_to_one():
         match_greedy(torch.rand(1, 5, 4))
     r = match_random(3, 7, 9, generator=torch.Generator().manual_seed(0))
     assert r.shape == (3, 7) and all(len(set(row.tolist())) == 7 for row in r)
+
+
+def test_pure_templates_are_fewer_for_a_thin_class_and_never_of_another_class():
+    # 4x4 cells of 4x4 pixels: class 1 fills the right half; class 2 one whole cell and half of another
+    labels = torch.zeros(1, 16, 16, dtype=torch.long)
+    labels[0, :, 8:] = 1
+    labels[0, 0:4, 0:4] = 2
+    labels[0, 4:8, 0:2] = 2
+    cov = cell_coverage(labels, 3, 4)[0].flatten(1)
+    cells, classes, weights = select_templates(cov, per_class=3, purity=0.75)
+    assert classes.tolist() == [0, 0, 0, 1, 1, 1, 2]  # one pure cell of class 2: one template
+    assert torch.all(cov[classes, cells] >= 0.75) and torch.all(weights >= 0.75)
+    cells, classes, _ = select_templates(cov, per_class=3, purity=0.0)  # the paper's rule fills the block
+    assert classes.tolist().count(2) == 3 and cov[2, cells[classes == 2]].min() < 0.75
+    empty = select_templates(torch.zeros(3, 16), per_class=2, purity=0.5)
+    assert all(len(t) == 0 for t in empty)
+
+
+def test_matching_declines_cells_of_a_class_the_crop_lacks():
+    g = torch.Generator().manual_seed(0)
+    axes = torch.eye(8)[:3]  # class directions
+    classes = torch.tensor([0, 0, 1, 1, 2, 2])
+    templates = torch.nn.functional.normalize(axes[classes] + 0.05 * torch.randn(6, 8, generator=g), dim=1)
+    truth = torch.tensor([0] * 10 + [1] * 10)  # the crop holds classes 0 and 1 only
+    cells = torch.nn.functional.normalize(axes[truth] + 0.05 * torch.randn(20, 8, generator=g), dim=1)
+    sim = torch.einsum("td,nd->tn", templates, cells)[None]  # (1, T, N)
+    assigned = match_greedy(sim)
+    keep = decline_matches(sim, assigned, classes, margin=0.05)[0]
+    assert not keep[classes == 2].any()  # forced matches of the absent class are declined
+    assert keep[classes != 2].all() and torch.equal(truth[assigned[0][keep]], classes[keep])
+    assert decline_matches(sim, assigned, classes, margin=-10).all()  # no margin: the paper's rule
+
+
+def test_covering_crops_show_a_rare_class_that_uniform_crops_miss():
+    import numpy as np
+    from pscl.data.crops import GuidedBatches, pure_cells
+    mask = np.zeros((256, 256), np.uint8)
+    mask[:, 128:] = 1
+    mask[200:224, 100:124] = 2  # a 24 px precipitate near the phase boundary: under 1 % of the image
+    image = np.zeros((256, 256), np.float32)
+    unlabelled = [np.zeros((64, 64), np.float32)]
+    cover = dict(num_classes=3, candidates=16, min_cells=2, purity=0.75)
+    shown = {}
+    for name, c in (("uniform", None), ("cover", cover)):
+        data = GuidedBatches([image], [mask], unlabelled, 64, 2, 40, seed=0, cover=c)
+        counts = [pure_cells(data[i]["mask"][0].numpy(), 3, 4, 0.75) for i in range(40)]
+        shown[name] = np.mean([n[2] >= 2 for n in counts]), np.mean([(n >= 2).sum() for n in counts])
+    assert shown["uniform"][0] < 0.35 and shown["cover"][0] > 0.9, shown  # measured: 0.18 and 1.0
+    assert shown["cover"][1] > shown["uniform"][1] + 0.8  # classes shown per crop: 1.5 -> 3.0

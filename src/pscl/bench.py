@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import copy
 import json
-import platform
-import subprocess
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +33,7 @@ from pscl.finetune import FinetuneConfig, finetune
 from pscl.methods import GUIDED, METHODS as PRETRAIN_METHODS, PretrainConfig
 from pscl.pretrain import pretrain
 from pscl.profiles import method_options, profile_settings
+from pscl.provenance import provenance
 
 METHODS = ("scratch", "full", *PRETRAIN_METHODS, "forest")
 
@@ -81,27 +79,6 @@ def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
     if name in PRETRAIN_METHODS and "scales" in options and not isinstance(options["scales"], list):
         options["scales"] = [options["scales"]]
     return name, options, fields, finetune_fields
-
-
-def provenance() -> dict:
-    """Commit, machine, date: recorded with every benchmark figure."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                                    text=True, cwd=Path(__file__).parent, timeout=10).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "unknown", False
-    import torch
-    cpu = platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import os
-    return {"commit": commit + ("-dirty" if dirty else ""), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {platform.system()}",
-            "torch": torch.__version__}
 
 
 _SCORES = ("dice_fg", "dice_all", "miou", "acc")

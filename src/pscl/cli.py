@@ -109,6 +109,9 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                  None, help="cross-entropy weight ∝ pixel share^-power (default 0.5; 0 = unweighted)"),
              dice_weight: Optional[float] = typer.Option(None, help="loss = (1 - d) CE + d soft Dice (default 0.5)"),
              jitter: Optional[float] = typer.Option(None, help="brightness/contrast augmentation strength (default 0.1)"),
+             rare_crops: Optional[float] = typer.Option(
+                 None, help="share of crops centred on the annotated image's rarest classes (default 0)"),
+             rare_classes: Optional[int] = typer.Option(None, help="how many of the rarest classes --rare-crops targets (default 2)"),
              accelerator: str = "auto", devices: str = "1", precision: str = _PRECISION,
              resume: bool = False, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
@@ -116,7 +119,8 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                        lr_contracting_init=lr_contracting_init, head_warmup=head_warmup,
                                        bn_frozen_steps=bn_frozen_steps,
                                        class_weight_power=class_weight_power,
-                                       dice_weight=dice_weight, jitter=jitter, widths=_ints(widths) if widths else None).items() if v is not None}
+                                       dice_weight=dice_weight, jitter=jitter, rare_crops=rare_crops,
+                                       rare_classes=rare_classes, widths=_ints(widths) if widths else None).items() if v is not None}
     config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train,
                                  init=str(init) if init else None, select=select, seed=seed,
                                  accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
@@ -159,9 +163,10 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
 @app.command()
 @_errors_exit
 def evaluate(run: Path, data: Path, split: str = "test", out: Optional[Path] = None,
-             tile: int = 512, overlap: int = 128) -> None:
+             tile: int = 512, overlap: int = 128,
+             tta: bool = typer.Option(False, "--tta", help="average over the 8 flips and quarter turns (8x the time)")) -> None:
     """Score a run on a split of a dataset folder; print a table, write JSON."""
-    result = api.evaluate(run, data, split=split, out=out, tile=tile, overlap=overlap)
+    result = api.evaluate(run, data, split=split, out=out, tile=tile, overlap=overlap, tta=tta)
     print_scores(result, f"{run} on {data} [{split}]")
     console.print(f"written: {result['out']}")
 
@@ -191,7 +196,8 @@ def predict(run: Path = typer.Argument(..., help="run folder (with --onnx: the i
             onnx: Optional[Path] = typer.Option(None, help="exported model: ONNX Runtime, no torch"),
             um_per_px: Optional[float] = typer.Option(None, help="pixel size (overrides the file's metadata)"),
             crop_bottom: str = typer.Option("auto", help="SEM data bar: auto, none, or a number of rows"),
-            tile: int = 512, overlap: int = 128) -> None:
+            tile: int = 512, overlap: int = 128,
+            tta: bool = typer.Option(False, "--tta", help="average over the 8 flips and quarter turns (8x the time)")) -> None:
     """Segment micrographs of any size; write masks, overlays, phase_fractions.csv, predictions.json."""
     from pscl.predict import predict as run_predict
 
@@ -199,7 +205,7 @@ def predict(run: Path = typer.Argument(..., help="run folder (with --onnx: the i
         run, source = None, run
     if source is None:
         raise ValueError("give a run folder and the images: pscl predict RUN IMAGES --out DIR")
-    results = run_predict(run, source, out, tile=tile, overlap=overlap, onnx=onnx, um_per_px=um_per_px,
+    results = run_predict(run, source, out, tile=tile, overlap=overlap, onnx=onnx, um_per_px=um_per_px, tta=tta,
                           crop_bottom=None if crop_bottom == "none" else crop_bottom)
     console.print(f"segmented {len(results)} image(s); outputs in {out} (phase_fractions.csv, predictions.json)")
 

@@ -13,8 +13,9 @@ from pscl.predict import segment
 
 def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "test",
              out: str | Path | None = None, tile: int = 512, overlap: int = 128,
-             device: str = "cpu") -> dict:
-    """Segment every image of ``split`` with the model of ``run`` and score it against the masks.
+             device: str = "cpu", tta: bool = False) -> dict:
+    """Segment every image of ``split`` with the model of ``run`` and score it against the masks
+    (``tta``: averaged over the 8 flips and quarter turns).
 
     Writes the result as JSON to ``out`` (default ``RUN/eval_<dataset>_<split>.json``).
     """
@@ -22,8 +23,8 @@ def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "te
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
     if ds.classes is not None and ds.num_classes != model.num_classes:
         raise DataError(f"{ds.root}: {ds.num_classes} classes, but the model of {run} has {model.num_classes}")
-    labels_of = lambda image: segment(model, image, tile, overlap, device=device).labels  # noqa: E731
-    result = {"run": str(run), **score_split(ds, split, labels_of), "config": payload.get("config")}
+    labels_of = lambda image: segment(model, image, tile, overlap, device=device, tta=tta).labels  # noqa: E731
+    result = {"run": str(run), **score_split(ds, split, labels_of), "tta": tta, "config": payload.get("config")}
     out = Path(out) if out else Path(run) / f"eval_{ds.name}_{split}.json"
     write_text(out, json.dumps(result, indent=1, default=float))
     result["out"] = str(out)

@@ -55,6 +55,18 @@ class FinetuneConfig(RuntimeConfig):
     widths: tuple[int, ...] = (32, 64, 128, 256)
     norm: str = "batch"
     jitter: float = 0.1
+    # a share of the crops centred on pixels of the annotated images' `rare_classes` rarest classes
+    # (thin or small phases: precipitates, defects, cracks); 0 = uniform crops only
+    rare_crops: float = 0.0
+    rare_classes: int = 2
+    # semi-supervised fine-tuning (pscl.semi): an EMA teacher's confident labels of unlabelled crops
+    # teach the student on strong views of them
+    semi: bool = False
+    semi_weight: float = 1.0  # weight of the unlabelled loss once ramped up
+    semi_threshold: float = 0.9  # confidence threshold of the most confident class
+    semi_rampup: int = 0  # steps of the linear ramp (0: a quarter of the steps)
+    semi_ema: float = 0.99  # teacher momentum
+    semi_batch: int = 0  # unlabelled crops per step (0: batch_size)
     val_every: int = 150
     select: str = "val"  # "val": best val dice_fg; "last": the last step
     dataset: str = ""
@@ -68,6 +80,13 @@ class FinetuneConfig(RuntimeConfig):
             raise ValueError(f"dice_weight must be between 0 and 1, got {self.dice_weight}")
         if self.class_weight_power < 0:
             raise ValueError(f"class_weight_power must be >= 0, got {self.class_weight_power}")
+        if not 0 <= self.rare_crops <= 1:
+            raise ValueError(f"rare_crops must lie in [0, 1], got {self.rare_crops}")
+        if self.rare_classes < 1:
+            raise ValueError(f"rare_classes must be >= 1, got {self.rare_classes}")
+        if not 0 < self.semi_threshold <= 1 or not 0 <= self.semi_ema < 1 or self.semi_weight < 0:
+            raise ValueError("semi_threshold must lie in (0, 1], semi_ema in [0, 1), semi_weight >= 0; got "
+                             f"{self.semi_threshold}, {self.semi_ema}, {self.semi_weight}")
         if self.bn_frozen_steps < 0:
             raise ValueError(f"bn_frozen_steps must be >= 0, got {self.bn_frozen_steps}")
         if not 0 <= self.head_warmup <= self.steps:
@@ -116,6 +135,7 @@ class SegmentationModule(L.LightningModule):
         self._confusion[:] = 0
         self.log("val_dice_fg", s["dice_fg"] if np.isfinite(s["dice_fg"]) else 0.0, prog_bar=True)
         self.log("val_acc", s["acc"])
+        self.log("val_miou", s["miou"] if np.isfinite(s["miou"]) else 0.0)
 
     def configure_optimizers(self):
         if self.config.get("init"):
@@ -136,6 +156,13 @@ class _WholeImages(torch.utils.data.Dataset):
     def __getitem__(self, i):
         image, mask = self.items[i]
         return torch.from_numpy(image)[None], torch.from_numpy(mask.astype(np.int64))
+
+
+def rarest_classes(masks: list[np.ndarray], num_classes: int, count: int) -> list[int]:
+    """The ``count`` classes with the fewest (but some) pixels in the annotated masks, rarest first."""
+    pixels = sum(np.bincount(m[m < num_classes].ravel(), minlength=num_classes) for m in masks)
+    present = [c for c in np.argsort(pixels, kind="stable") if pixels[c] > 0]
+    return [int(c) for c in present[:count]]
 
 
 def annotated_stems(ds: DatasetFolder, config: FinetuneConfig) -> list[str]:
@@ -176,14 +203,23 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     cfg = asdict(config)
     images, masks = map(list, zip(*(ds.load_pair(s) for s in stems)))
     train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
-                              seed=config.seed, jitter_strength=config.jitter)
+                              seed=config.seed, jitter_strength=config.jitter, rare_share=config.rare_crops,
+                              rare_classes=rarest_classes(masks, len(classes), config.rare_classes))
     use_val = config.select == "val" and bool(ds.splits.get("val"))
-    module = SegmentationModule(model, cfg, class_weights(masks, len(classes), power=config.class_weight_power), classes)
+    weights = class_weights(masks, len(classes), power=config.class_weight_power)
+    train_loader = DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(len(train)))
+    if config.semi:
+        from pscl.semi import SemiSegmentationModule, unlabelled_crops
+        module = SemiSegmentationModule(model, cfg, weights, classes)
+        extra = unlabelled_crops(ds, config)
+        train_loader = {"labelled": train_loader, "unlabelled": DataLoader(
+            extra, batch_size=config.semi_batch or config.batch_size, sampler=StreamSampler(len(extra)))}
+    else:
+        module = SegmentationModule(model, cfg, weights, classes)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.json", json.dumps(cfg, indent=1))
     val_loader = DataLoader(_WholeImages(ds, ds.stems("val")), batch_size=1) if use_val else None
-    trainer = fit(module, out, DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(len(train))),
-                  config.steps, config.val_every, accelerator=config.accelerator, devices=config.devices,
+    trainer = fit(module, out, train_loader, config.steps, config.val_every, accelerator=config.accelerator, devices=config.devices,
                   precision=config.precision, progress=config.progress, val=val_loader,
                   monitor="val_dice_fg" if use_val else None, resume=resume)
     chosen, best_val = "last", None

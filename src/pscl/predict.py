@@ -22,7 +22,7 @@ from pscl.calibration import read_calibration
 from pscl.data.databar import cut_data_bar
 from pscl.data.folders import list_images
 from pscl.data.io import DataError, is_image_file, normalize_intensity, read_image, write_png, write_text
-from pscl.tiling import Segmentation, TileModel, segment_tiled
+from pscl.tiling import Segmentation, TileModel, segment_tiled, with_tta
 
 PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
                     [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]],
@@ -49,9 +49,11 @@ def torch_tile_model(model, device="cpu", bf16: bool | None = None, channels_las
 
 
 def segment(model, image: np.ndarray, tile: int = 512, overlap: int = 128, batch_size: int = 4,
-            device="cpu", bf16: bool | None = None, channels_last: bool = True) -> Segmentation:
-    """Segment a normalised (H, W) float image with a U-Net by overlapping tiles (:mod:`pscl.tiling`)."""
-    return segment_tiled(torch_tile_model(model, device, bf16, channels_last), image, model.num_classes, tile, overlap,
+            device="cpu", bf16: bool | None = None, channels_last: bool = True, tta: bool = False) -> Segmentation:
+    """Segment a normalised (H, W) float image with a U-Net by overlapping tiles (:mod:`pscl.tiling`);
+    ``tta``: averaged over the 8 flips and quarter turns."""
+    tile_model = torch_tile_model(model, device, bf16, channels_last)
+    return segment_tiled(with_tta(tile_model) if tta else tile_model, image, model.num_classes, tile, overlap,
                          batch_size)
 
 
@@ -121,8 +123,9 @@ def fractions_table(rows: dict[str, np.ndarray], classes: list[str]) -> str:
 
 def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: int = 512, overlap: int = 128,
             device: str = "cpu", onnx: str | Path | None = None, um_per_px: float | None = None,
-            crop_bottom: int | str | None = "auto") -> dict:
-    """Segment an image or a folder with the model of ``run`` (or the ONNX file ``onnx``).
+            crop_bottom: int | str | None = "auto", tta: bool = False) -> dict:
+    """Segment an image or a folder with the model of ``run`` (or the ONNX file ``onnx``);
+    ``tta``: probabilities averaged over the 8 flips and quarter turns (:func:`pscl.tiling.with_tta`).
 
     Each image's SEM data bar is cut off first (``crop_bottom``: "auto", a row count, or None)
     and its pixel size read (``um_per_px`` overrides the file's). Writes the files listed in the
@@ -140,6 +143,8 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
         tile_model = torch_tile_model(model, device)
         classes = payload.get("classes") or [f"class{i}" for i in range(model.num_classes)]
         model_info = {"run": str(run), "config": payload.get("config")}
+    if tta:
+        tile_model = with_tta(tile_model)
     out = Path(out)
     results: dict[str, np.ndarray] = {}
     images = {}
@@ -157,7 +162,7 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
                              "expected_fractions": seg.mean_probabilities.tolist()}
     write_text(out / "phase_fractions.csv", fractions_table(results, classes))
     write_text(out / PREDICTIONS_FILE, json.dumps({"classes": classes, "model": model_info, "tile": tile,
-                                                   "overlap": overlap, "images": images}, indent=1, default=str))
+                                                   "overlap": overlap, "tta": tta, "images": images}, indent=1, default=str))
     return results
 
 

@@ -11,7 +11,7 @@ from pscl.checkpoints import save_model
 from pscl.data.crops import GuidedBatches, RandomCropDataset, StreamSampler
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import DataError, load_micrograph, write_text
-from pscl.methods import GUIDED, PretrainConfig, build_method
+from pscl.methods import GUIDED, METHODS, PretrainConfig, build_method
 from pscl.training import fit
 
 
@@ -43,9 +43,12 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
         else:
             config.annotated = ds.shots(config.shots, config.round)
         annotated, masks = map(list, zip(*(ds.load_pair(s) for s in config.annotated)))
+        hp = METHODS[config.method].hparams_for(config)
+        cover = None if hp.annotated_crop == "uniform" else dict(
+            num_classes=len(ds.classes), candidates=hp.crop_candidates, min_cells=hp.top_k, purity=hp.template_purity)
         data_stream = GuidedBatches(annotated, masks, images, config.crop,
                                     config.batch_size, config.checkpoint_every, seed=config.seed,
-                                    annotated_in_batch=config.annotated_in_batch)
+                                    annotated_in_batch=config.annotated_in_batch, cover=cover)
         loader = DataLoader(data_stream, batch_size=None, sampler=StreamSampler(len(data_stream)))
     else:
         crops = RandomCropDataset(images, None, config.crop, config.checkpoint_every * config.batch_size,

@@ -3,11 +3,16 @@
 At each scale, with K = top_k * 2^s cells per class (``../shared/docs/pscl-method.md``):
 
 1. :func:`select_templates`: on the annotated image, for each class in turn the K cells of highest
-   coverage of that class (ties broken by small noise), never reusing a cell. A class with too few
-   cells fills its block with the best remaining cells (they carry low coverage weight).
-2. :func:`match_greedy`: each unlabelled image's cells are matched to the C*K templates by
+   coverage of that class (ties broken by small noise), never reusing a cell. With ``purity`` > 0
+   only cells whose coverage of the class reaches it qualify: a class with fewer pure cells gets
+   fewer templates (so less weight in the loss), never cells of other classes. With ``purity=0``
+   (the paper's rule) a class with too few cells fills its block with the best remaining cells.
+2. :func:`match_greedy`: each unlabelled image's cells are matched to the templates by
    embedding similarity, greedily and one-to-one in template order (template r takes its most
    similar free cell); the cell inherits template r's class.
+3. :func:`decline_matches`: a matched cell keeps its class only when it is clearly closer to that
+   class's templates than to any other class's (a margin on the best similarities), so a crop
+   that lacks a class gives none of it. The paper's rule accepts every match.
 
 :func:`match_greedy` is vectorised over images and gives the result of the sequential rule
 (:func:`match_greedy_reference`) on tie-free inputs. It works in rounds; in each round every
@@ -25,28 +30,54 @@ import torch
 
 
 def select_templates(coverage: torch.Tensor, per_class: int, generator: torch.Generator | None = None,
-                     noise: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     noise: float = 1e-6, purity: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cells of the annotated image for each class block.
 
-    coverage: (C, N) class coverage of each of N cells (fractions in 0..1).
-    Returns (cells (C*K,), classes (C*K,), weights (C*K,) = the cell's coverage of its block's
-    class); blocks in class order.
+    coverage: (C, N) class coverage of each of N cells (fractions in 0..1). ``purity`` > 0: only
+    cells covering their class at least that much, up to ``per_class`` of them (blocks may be
+    shorter or empty); 0: exactly ``per_class`` per class, filled with the best remaining cells.
+    Returns (cells (T,), classes (T,), weights (T,) = the cell's coverage of its block's class);
+    blocks in class order.
     """
     c, n = coverage.shape
     if c * per_class > n:
         raise ValueError(f"{c} classes x {per_class} cells per class exceed the {n} cells of the grid; "
                          "lower top_k or use larger crops")
+    if not 0 <= purity <= 1:
+        raise ValueError(f"template purity must lie in [0, 1], got {purity}")
     jitter = torch.rand(coverage.shape, generator=generator, device=coverage.device) * noise
     scores = coverage + jitter.to(coverage.device)
     free = torch.ones(n, dtype=torch.bool, device=coverage.device)
-    cells = []
+    cells, classes = [], []
     for k in range(c):  # a loop over classes, not over cells
-        pick = scores[k].masked_fill(~free, float("-inf")).topk(per_class).indices
+        top = scores[k].masked_fill(~free, float("-inf")).topk(per_class)
+        pick = top.indices[coverage[k, top.indices] >= purity] if purity > 0 else top.indices
         free[pick] = False
         cells.append(pick)
-    cells = torch.cat(cells)
-    classes = torch.arange(c, device=coverage.device).repeat_interleave(per_class)
+        classes.append(torch.full((len(pick),), k, dtype=torch.long, device=coverage.device))
+    cells, classes = torch.cat(cells), torch.cat(classes)
     return cells, classes, coverage[classes, cells]
+
+
+def decline_matches(similarity: torch.Tensor, assigned: torch.Tensor, classes: torch.Tensor,
+                    margin: float) -> torch.Tensor:
+    """Which matches keep their class: (B, T) bool.
+
+    similarity: (B, T, N) template-to-cell similarities; assigned: (B, T) the matched cells;
+    classes: (T,) the templates' classes. A cell matched to a template of class c is kept when its
+    best similarity to c's templates exceeds its best similarity to every other class's templates
+    by at least ``margin``. With one class present every match is kept.
+    """
+    b, t, _ = similarity.shape
+    if t == 0:
+        return torch.zeros(b, 0, dtype=torch.bool, device=similarity.device)
+    at = similarity.gather(2, assigned[:, None, :].expand(b, t, t))  # [b, r, j]: template r vs cell of j
+    present = classes.unique()
+    per_class = torch.stack([at[:, classes == k].amax(1) for k in present], 1)  # (B, C', T): best per class
+    mine = classes[None, :] == present[:, None]  # (C', T)
+    own = per_class.masked_fill(~mine[None], float("-inf")).amax(1)
+    rival = per_class.masked_fill(mine[None], float("-inf")).amax(1)  # -inf when one class only
+    return own - rival >= margin
 
 
 def match_greedy_reference(similarity: torch.Tensor) -> torch.Tensor:

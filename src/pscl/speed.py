@@ -2,9 +2,10 @@
 
 Rows come at two sizes (``quick``: the CPU profile's; ``paper``: widths 32..256, 376 px crops, 8
 unlabelled + 1 annotated crop per pretraining step) and in two modes: ``fp32`` (NCHW, float32: the
-code path before the fast one) and ``default`` (what a run uses here: :func:`pscl.cpu.resolve_precision`
-and channels_last). Every measurement runs in its own spawned process so its peak resident memory
-(``ru_maxrss``) is its own; timings exclude a warm-up step. FLOPs are counted once per row by
+code path before the fast one) and ``default`` (what a run uses here: the precision of
+:func:`pscl.cpu.resolve_precision`, and channels_last where a run uses it: prediction and
+encoder-only pretraining). Every measurement runs in its own spawned process so its peak resident
+memory (``ru_maxrss``) is its own; timings exclude a warm-up step. FLOPs are counted once per row by
 ``torch.utils.flop_counter`` (forward + backward, convolutions and matrix products) so the distance
 to the machine's arithmetic limit shows. Inputs are synthetic micrographs: speed does not depend
 on content.
@@ -104,7 +105,7 @@ def _pretrain_speed(method: str, cfg: dict) -> dict:
     model = build_method(PretrainConfig(method=method, widths=c.widths, crop=c.crop, batch_size=c.pretrain_batch,
                                         classes=CLASSES if method in GUIDED else None,
                                         options=c.methods_options.get(method, {})))
-    fast_layout(model, c.channels_last)
+    fast_layout(model, c.channels_last and model.channels_last)  # as a run does (pscl.training.fit)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     batch = _batch(c.pretrain_batch, c.crop)
 
@@ -124,13 +125,12 @@ def _pretrain_speed(method: str, cfg: dict) -> dict:
 
 def _finetune_speed(cfg: dict) -> dict:
     import torch
-    from pscl.cpu import fast_layout
     from pscl.losses import segmentation_loss
     from pscl.nn import UNet
     c = SpeedConfig(**cfg)
     precision, autocast = _setup(c)
     torch.manual_seed(0)
-    net = fast_layout(UNet(5, c.widths), c.channels_last)
+    net = UNet(5, c.widths)  # fine-tuning trains in NCHW (pscl.training.fit): channels_last was slower
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x = _batch(c.finetune_batch, c.finetune_crop)["image"]
     y = torch.randint(0, 5, (c.finetune_batch, c.finetune_crop, c.finetune_crop))
@@ -231,7 +231,7 @@ def write_speed(out, methods: list[str], settings: list[str], paper_methods: lis
     provenance; return the table."""
     import json
     from pathlib import Path
-    from pscl.bench import provenance
+    from pscl.provenance import provenance
     from pscl.data.io import write_text
     out = Path(out)
     result = {**measure_speed(methods, settings, paper_methods=paper_methods, log=log), **provenance(),

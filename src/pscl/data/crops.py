@@ -35,7 +35,8 @@ class RandomCropDataset(Dataset):
     """
 
     def __init__(self, images: list[np.ndarray], masks: list[np.ndarray] | None, size: int, length: int,
-                 seed: int = 0, jitter_strength: float = 0.1, augment: bool = True):
+                 seed: int = 0, jitter_strength: float = 0.1, augment: bool = True, rare_share: float = 0.0,
+                 rare_classes: list[int] | None = None):
         if not images or (masks is not None and len(images) != len(masks)):
             raise ValueError("need at least one image, and as many masks as images (or none)")
         self.with_masks = masks is not None
@@ -46,6 +47,14 @@ class RandomCropDataset(Dataset):
         area = np.array([im.size for im in self.images], dtype=np.float64)
         self.p = area / area.sum()
         self.size, self.length, self.seed, self.jitter, self.augment = size, length, seed, jitter_strength, augment
+        # a share of crops centred on a pixel of one of ``rare_classes`` (thin or small phases that
+        # uniform crops rarely show): (image, class pixels) pairs to draw from
+        self.rare_share, self.rare = rare_share, []
+        if rare_share > 0 and self.with_masks:
+            for k, m in enumerate(self.masks):
+                flat = m.ravel()
+                self.rare += [(k, np.flatnonzero(flat == c).astype(np.int32)) for c in rare_classes or []]
+            self.rare = [(k, pix) for k, pix in self.rare if len(pix)]
 
     def __len__(self) -> int:
         return self.length
@@ -57,6 +66,13 @@ class RandomCropDataset(Dataset):
         image, mask = self.images[k], self.masks[k]
         y = rng.integers(0, image.shape[0] - self.size + 1)
         x = rng.integers(0, image.shape[1] - self.size + 1)
+        if self.rare and rng.random() < self.rare_share:  # (no extra draw when the share is 0)
+            k, pixels = self.rare[int(rng.integers(len(self.rare)))]
+            image, mask = self.images[k], self.masks[k]
+            cy, cx = divmod(int(pixels[int(rng.integers(len(pixels)))]), image.shape[1])
+            jiggle = rng.integers(-(self.size // 4), self.size // 4 + 1, size=2)
+            y = int(np.clip(cy - self.size // 2 + jiggle[0], 0, image.shape[0] - self.size))
+            x = int(np.clip(cx - self.size // 2 + jiggle[1], 0, image.shape[1] - self.size))
         image = image[y:y + self.size, x:x + self.size]
         if not self.with_masks:
             return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
@@ -97,6 +113,56 @@ class StreamSampler(Sampler[int]):
         return iter(range(start + rank, start + self.length * size, size))
 
 
+def pure_cells(mask: np.ndarray, num_classes: int, stride: int, purity: float) -> np.ndarray:
+    """(C,) how many ``stride`` x ``stride`` cells of a square label crop each class covers at least
+    ``purity`` of (unlabelled pixels count for no class)."""
+    h, w = mask.shape[0] // stride * stride, mask.shape[1] // stride * stride
+    cells = mask[:h, :w].reshape(h // stride, stride, w // stride, stride)
+    share = np.stack([(cells == c).mean(axis=(1, 3)) for c in range(num_classes)])  # (C, h/s, w/s)
+    return (share >= purity).sum(axis=(1, 2))
+
+
+def class_pixels(mask: np.ndarray, num_classes: int) -> list[np.ndarray]:
+    """Flat indices of each class's pixels (int32), for drawing crops centred on a class."""
+    flat = mask.ravel()
+    return [np.flatnonzero(flat == c).astype(np.int32) for c in range(num_classes)]
+
+
+def covering_origin(mask: np.ndarray, size: int, rng: np.random.Generator, num_classes: int, candidates: int,
+                    min_cells: int, purity: float, pixels: list[np.ndarray] | None = None,
+                    strides: tuple[int, ...] = (4, 2, 1)) -> tuple[int, int]:
+    """The top-left corner of a ``size`` crop of ``mask`` that shows as many classes as it can with
+    pure cells at every scale.
+
+    The best of ``candidates`` positions: every other one uniform, the rest centred on a pixel of
+    a class drawn uniformly among those present (``pixels``: :func:`class_pixels`), so a rare class
+    is among the candidates. Scored first by how many classes have ``min_cells * 2^s`` cells of
+    purity ``purity`` at each stride (scale s), then by how many of those cells the short classes
+    have (partial credit for rare classes).
+    """
+    present = [p for p in (pixels or []) if len(p)]
+    best, best_score = None, None
+    for j in range(candidates):
+        if j % 2 and present:
+            centre = present[int(rng.integers(len(present)))]
+            cy, cx = divmod(int(centre[int(rng.integers(len(centre)))]), mask.shape[1])
+            jiggle = rng.integers(-(size // 4), size // 4 + 1, size=2)
+            y = int(np.clip(cy - size // 2 + jiggle[0], 0, mask.shape[0] - size))
+            x = int(np.clip(cx - size // 2 + jiggle[1], 0, mask.shape[1] - size))
+        else:
+            y = int(rng.integers(0, mask.shape[0] - size + 1))
+            x = int(rng.integers(0, mask.shape[1] - size + 1))
+        crop = mask[y:y + size, x:x + size]
+        need = [min_cells * 2 ** s for s in range(len(strides))]
+        counts = [pure_cells(crop, num_classes, stride, purity) for stride in strides]
+        covered = np.all([c >= k for c, k in zip(counts, need)], axis=0)  # (C,)
+        partial = sum(np.minimum(c, k).sum() / k for c, k in zip(counts, need))
+        score = (int(covered.sum()), float(partial))
+        if best_score is None or score > best_score:
+            best, best_score = (y, x), score
+    return best
+
+
 class GuidedBatches(Dataset):
     """Whole batches for guided pretraining (PSCL): the annotated crop first, then unlabelled ones.
 
@@ -107,12 +173,17 @@ class GuidedBatches(Dataset):
     """
 
     def __init__(self, annotated: list[np.ndarray], masks: list[np.ndarray], unlabeled: list[np.ndarray],
-                 size: int, batch_size: int, length: int, seed: int = 0, annotated_in_batch: bool = True):
+                 size: int, batch_size: int, length: int, seed: int = 0, annotated_in_batch: bool = True,
+                 cover: dict | None = None):
         if batch_size < 2:
             raise ValueError(f"guided batches need batch_size >= 2 (annotated + unlabelled), got {batch_size}")
         self.labelled = RandomCropDataset(annotated, masks, size, length, seed, augment=False)
         self.unlabeled = RandomCropDataset(unlabeled, None, size, length * batch_size, seed + 1, augment=False)
         self.batch_size, self.length, self.with_annotated = batch_size, length, annotated_in_batch
+        # class-covering annotated crops: keyword arguments of covering_origin (None: uniform crops)
+        self.cover, self.seed = cover, seed
+        if cover is not None:
+            self.pixels = [class_pixels(m, cover["num_classes"]) for m in self.labelled.masks]
 
     def __len__(self) -> int:
         return self.length
@@ -122,5 +193,22 @@ class GuidedBatches(Dataset):
         crops = [self.unlabeled[i * self.batch_size + j] for j in range(n_unlabeled)]
         if not self.with_annotated:
             return {"image": torch.stack(crops), "annotated": 0}
-        image, mask = self.labelled[i]
+        image, mask = self.labelled[i] if self.cover is None else self._covering_crop(i)
         return {"image": torch.stack([image, *crops]), "mask": mask[None], "annotated": 1}
+
+    def _covering_crop(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step ``i``'s annotated crop by :func:`covering_origin`; with K images, over all of them."""
+        rng = np.random.default_rng([self.seed, i, 1])
+        data, size = self.labelled, self.labelled.size
+        best, best_score = None, None
+        per_image = max(1, self.cover["candidates"] // len(data.images))
+        for k, mask in enumerate(data.masks):
+            y, x = covering_origin(mask, size, rng, **{**self.cover, "candidates": per_image}, pixels=self.pixels[k])
+            score = pure_cells(mask[y:y + size, x:x + size], self.cover["num_classes"], 4, self.cover["purity"])
+            score = (int((score >= self.cover["min_cells"]).sum()), rng.random())
+            if best_score is None or score > best_score:
+                best, best_score = (k, y, x), score
+        k, y, x = best
+        image, mask = data.images[k][y:y + size, x:x + size], data.masks[k][y:y + size, x:x + size]
+        return (torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
+                torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64)))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, labels: torch.Tensor | None = None,
-            rows: slice | None = None) -> torch.Tensor:
+            rows: slice | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
     """NT-Xent (SimCLR, Chen et al. 2020) over 2N embeddings, positives z1[i] <-> z2[i].
 
     With z = cat(z1, z2) normalised, s_ij = z_i . z_j / tau and p(i) the partner of i:
@@ -21,6 +21,10 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, labels
     process's own samples when z1, z2 were gathered across processes). With ``labels`` (N,),
     E(i) = the other cells of i's class (both views): they are removed from i's negatives, not
     made positives (PSCL's class-masked NT-Xent); the partner is always kept.
+
+    With ``keep`` (N,) bool, pairs that are not kept take no part at all (neither anchors nor
+    negatives): the loss equals that of the kept pairs alone, but shapes stay equal across
+    processes. No kept anchor gives 0 (with a graph).
 
     z1, z2: (N, D); labels: (N,) long. Example:
 
@@ -42,6 +46,13 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, labels
         both = torch.cat([labels, labels])
         drop = drop | (both[idx][:, None] == both[None])
         drop[torch.arange(len(idx)), partner] = False
+    if keep is not None:
+        both_kept = torch.cat([keep, keep])
+        drop = drop | ~both_kept[None]
+        anchors = both_kept[idx]
+        if not anchors.any():
+            return z.sum() * 0.0
+        logits, partner, drop = logits[anchors], partner[anchors], drop[anchors]
     logits = logits.masked_fill(drop, float("-inf"))
     return F.cross_entropy(logits, partner)
 

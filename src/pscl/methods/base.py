@@ -88,6 +88,8 @@ class PretrainMethod(L.LightningModule):
     :meth:`momentum_pairs` (EMA after each optimiser step) and :meth:`current_momentum`."""
 
     hparams_class: type = object
+    # train in channels_last (pscl.cpu.fast_layout): faster for methods that stop at the bottleneck
+    channels_last: bool = True
 
     def __init__(self, config: PretrainConfig):
         super().__init__()

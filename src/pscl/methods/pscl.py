@@ -26,7 +26,7 @@ from torch import nn
 from pscl.data.views import ViewGeometry, cell_coverage
 from pscl.methods.base import PretrainMethod
 from pscl.nn import DenseHead, GlobalHead
-from pscl.sampling import match_greedy, match_random, select_templates
+from pscl.sampling import decline_matches, match_greedy, match_random, select_templates
 
 SCALE_STRIDES = (4, 2, 1)  # decoder outputs of scales s = 0, 1, 2
 
@@ -41,6 +41,12 @@ class PSCLHparams:
     scales: tuple[int, ...] = (0, 1, 2)
     sampling: str = "similarity"  # or "random"
     dim: int = 64
+    # guidance that works on real micrographs (the paper's rule: 0, "uniform", False):
+    template_purity: float = 0.75  # templates only from cells covering their class at least this much
+    annotated_crop: str = "cover"  # the annotated crop: best of `crop_candidates` positions by class cover
+    crop_candidates: int = 16
+    decline: bool = True  # a matched cell keeps its class only if clearly closest to that class
+    margin: float = 0.05  # ... by this much cosine similarity
 
     def __post_init__(self):
         self.scales = tuple(int(s) for s in self.scales)
@@ -54,21 +60,36 @@ class PSCLHparams:
             raise ValueError(f"scales must be a non-empty subset of (0, 1, 2), got {self.scales}")
         if self.sampling not in ("similarity", "random"):
             raise ValueError(f"sampling must be 'similarity' or 'random', got {self.sampling!r}")
+        if not 0 <= self.template_purity <= 1:
+            raise ValueError(f"template_purity must lie in [0, 1], got {self.template_purity}")
+        if self.annotated_crop not in ("cover", "uniform"):
+            raise ValueError(f"annotated_crop must be 'cover' or 'uniform', got {self.annotated_crop!r}")
+        if self.crop_candidates < 1:
+            raise ValueError(f"crop_candidates must be >= 1, got {self.crop_candidates}")
 
 
 @dataclass
 class PatchSample:
     """Sampled cells of one scale: view-2 cells (B, T), their view-1 partners (B, T), the
-    (pseudo-)class of each column (T,) and each cell's coverage weight (B, T)."""
+    (pseudo-)class of each column (T,), each cell's coverage weight (B, T) and whether it takes
+    part (B, T): a declined match does not (:func:`pscl.sampling.decline_matches`)."""
 
     cells2: torch.Tensor
     cells1: torch.Tensor
     classes: torch.Tensor | None
     weights: torch.Tensor
+    keep: torch.Tensor
+
+    @property
+    def labels(self) -> torch.Tensor | None:
+        """(B*T,) class of every sampled cell, rows in (image, column) order; None without classes."""
+        return None if self.classes is None else self.classes.repeat(self.cells2.shape[0])
 
 
 class PSCLBase(PretrainMethod):
     """Heads and patch sampling shared by both variants."""
+
+    channels_last = False  # the patch loss trains the decoder, whose backward is slower in NHWC here
 
     def __init__(self, config):
         super().__init__(config)
@@ -97,21 +118,31 @@ class PSCLBase(PretrainMethod):
         match = geometry.match_cells(grid)  # (B, N): view-2 cell -> view-1 cell
         if n_annotated == 0:  # ablation: no annotated image, random cells, no classes
             cells2 = match_random(b, t, n, device=e2.device)
-            return PatchSample(cells2, match.gather(1, cells2), None, torch.ones(b, t, device=e2.device))
+            return PatchSample(cells2, match.gather(1, cells2), None, torch.ones(b, t, device=e2.device),
+                               torch.ones(b, t, dtype=torch.bool, device=e2.device))
         coverage = cell_coverage(batch["mask"][:1], self.num_classes, grid, _first(geometry))[0].flatten(1)
-        tmpl_cells, classes, tmpl_weights = select_templates(coverage, k)
-        others = b - 1
+        tmpl_cells, classes, tmpl_weights = select_templates(coverage, k, purity=self.hp.template_purity)
+        found, others = len(tmpl_cells), b - 1
+        keep = torch.ones(b, found, dtype=torch.bool, device=e2.device)
         if self.hp.sampling == "random":
-            assigned = match_random(others, t, n, device=e2.device)
+            assigned = match_random(others, found, n, device=e2.device)
         else:
             with torch.autocast(e2.device.type, enabled=False):  # bf16 similarities would tie
                 emb = F.normalize(e2.float(), dim=1)
                 templates = emb[0][:, tmpl_cells]  # (D, T)
                 sim = torch.einsum("dt,bdn->btn", templates, emb[1:])  # (B-1, T, N)
             assigned = match_greedy(sim)
-        cells2 = torch.cat([tmpl_cells[None], assigned], 0)  # (B, T)
-        weights = tmpl_weights[None].expand(b, t).contiguous()
-        return PatchSample(cells2, match.gather(1, cells2), classes, weights)
+            if self.hp.decline:
+                keep[1:] = decline_matches(sim, assigned, classes, self.hp.margin)
+        cells2 = torch.cat([tmpl_cells[None], assigned], 0)  # (B, found)
+        weights = tmpl_weights[None].expand(b, found) * keep
+        # pad to the full C*K columns (not kept) so every process's sample has the same shape
+        pad = t - found
+        if pad:
+            cells2 = F.pad(cells2, (0, pad))
+            weights, keep = F.pad(weights, (0, pad)), F.pad(keep, (0, pad))
+            classes = F.pad(classes, (0, pad))
+        return PatchSample(cells2, match.gather(1, cells2), classes, weights, keep)
 
     @staticmethod
     def embed_all(feature: torch.Tensor, head: nn.Module) -> torch.Tensor:

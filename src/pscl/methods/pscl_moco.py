@@ -50,9 +50,14 @@ class PrototypeQueue(KeyQueue):
         self.register_buffer("steps", torch.zeros(size, dtype=torch.long))
 
     @torch.no_grad()
-    def push(self, keys: torch.Tensor, classes: torch.Tensor, step: int) -> torch.Tensor:
-        idx = super().push(keys)
-        classes = gather_no_grad(classes)
+    def push(self, keys: torch.Tensor, classes: torch.Tensor, step: int, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Enqueue the prototypes of every process whose ``valid`` is set (all by default): shapes
+        stay equal across processes while the number of prototypes per image varies."""
+        keys, classes = gather_no_grad(keys), gather_no_grad(classes)
+        if valid is not None:
+            valid = gather_no_grad(valid)
+            keys, classes = keys[valid], classes[valid]
+        idx = super().push(keys, gathered=True)
         self.classes[idx] = classes[-len(idx):]
         self.steps[idx] = step
         return idx
@@ -113,11 +118,13 @@ class PSCLMoCo(PSCLBase):
             # prototypes: coverage-weighted mean key of each class block of each image
             with torch.no_grad():
                 blocks = classes.reshape(b, t)
-                w = picked.weights + 1e-6  # a block of zero-coverage fillers still yields a mean
-                onehot = F.one_hot(blocks, int(blocks.max()) + 1).float() * w[..., None]  # (B, T, C')
-                protos = torch.einsum("btc,btd->bcd", onehot, ks.reshape(b, t, -1)) / onehot.sum(1)[..., None]
+                # a kept block of zero-coverage fillers (purity 0) still yields a mean; declined cells none
+                w = picked.weights + 1e-6 * picked.keep
+                width = self.num_classes if picked.classes is not None else t  # equal on every process
+                onehot = F.one_hot(blocks, width).float() * w[..., None]  # (B, T, C')
                 present = onehot.sum(1) > 0  # (B, C')
+                protos = torch.einsum("btc,btd->bcd", onehot, ks.reshape(b, t, -1)) / onehot.sum(1).clamp(min=1e-12)[..., None]
                 proto_classes = torch.arange(onehot.shape[-1], device=qs.device).expand(b, -1)
-                queue.push(protos[present], proto_classes[present], step)
+                queue.push(protos.flatten(0, 1), proto_classes.flatten(), step, valid=present.flatten())
         loss, logs = self.combine(image_loss, patch)
         return loss, logs, (q, k)

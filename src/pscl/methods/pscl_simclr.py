@@ -37,13 +37,10 @@ class PSCLSimCLR(PSCLBase):
                 with torch.no_grad():  # all cells of view 2, for the matching only
                     picked = self.sample(s, self.embed_all(f2, head), geometry, batch)
                 p1, p2 = self.embed_at(f1, head, picked.cells1), self.embed_at(f2, head, picked.cells2)  # (B*T, D)
-                labels = None if picked.classes is None else picked.classes.repeat(picked.cells2.shape[0])
-                if labels is None:  # every cell its own instance
-                    patch[s] = nt_xent(gather_with_grad(p1), gather_with_grad(p2), self.hp.temperature,
-                                       rows=local_rows(p1.shape[0]))
-                else:
-                    patch[s] = nt_xent(gather_with_grad(p1), gather_with_grad(p2), self.hp.temperature,
-                                       labels=gather_no_grad(labels), rows=local_rows(p1.shape[0]))
+                keep = gather_no_grad(picked.keep.reshape(-1))  # declined matches take no part
+                labels = None if picked.classes is None else gather_no_grad(picked.labels)
+                patch[s] = nt_xent(gather_with_grad(p1), gather_with_grad(p2), self.hp.temperature, labels=labels,
+                                   rows=local_rows(p1.shape[0]), keep=keep)
         else:
             patch[self.hp.scales[0]] = image_loss * 0.0
         loss, logs = self.combine(image_loss, patch)

@@ -46,9 +46,10 @@ class KeyQueue(torch.nn.Module):
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
-    def push(self, keys: torch.Tensor) -> torch.Tensor:
-        """Enqueue the keys of every process (the newest ``size`` if more); return their slots."""
-        keys = gather_no_grad(keys)
+    def push(self, keys: torch.Tensor, gathered: bool = False) -> torch.Tensor:
+        """Enqueue the keys of every process (the newest ``size`` if more); return their slots.
+        ``gathered``: the keys already come from every process."""
+        keys = keys if gathered else gather_no_grad(keys)
         n, size = keys.shape[0], self.keys.shape[0]
         idx = ((self.ptr + torch.arange(n, device=keys.device)) % size)[-size:]
         self.keys[idx] = F.normalize(keys[-size:].float(), dim=1).to(self.keys.dtype)

@@ -1,0 +1,148 @@
+"""Semi-supervised fine-tuning: learn from the unlabelled micrographs while fine-tuning.
+
+Every step takes a labelled batch (the annotated crops, as in plain fine-tuning) and an unlabelled
+batch of crops from ``unlabeled/`` and the train images (never val or test images). A teacher, the
+exponential moving average of the student, labels each unlabelled crop; the student sees a strong
+view of the same crop (flip, quarter turn, 80-100 % crop resized, and
+:class:`pscl.data.photometric.StrongPhotometric`) and learns the teacher's labels, warped by the
+view's tracked geometry (:class:`pscl.data.views.ViewGeometry`), where the teacher is confident.
+As in FixMatch / mean teacher, with per-class thresholds so that rare classes, on which the teacher
+is less sure, are not drowned by the common ones: class c's threshold is ``threshold * conf_c /
+max conf``, conf_c the running mean confidence of the teacher's class-c pixels (FreeMatch's idea on
+typical confidence instead of frequency). The unsupervised weight ramps up linearly.
+
+Logged per step: the share of unlabelled pixels taken as each class, and, where the unlabelled crop
+comes from a train image with a mask, the pseudo-labels' accuracy (a diagnostic, never used for
+selection).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pscl.data.io import IGNORE_INDEX
+from pscl.data.photometric import StrongPhotometric
+from pscl.data.views import ViewConfig, ViewGeometry, sample_geometry
+from pscl.finetune import SegmentationModule
+from pscl.methods.base import ema_update
+
+
+def confident_pseudo_labels(probs: torch.Tensor, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labels (B, H, W), confident (B, H, W) bool) from class probabilities (B, C, H, W): the
+    argmax, confident where its probability reaches the threshold of its class (``thresholds`` (C,))."""
+    confidence, labels = probs.max(1)
+    return labels, confidence >= thresholds[labels]
+
+
+class ClassThresholds(nn.Module):
+    """Per-class confidence thresholds from the teacher's running mean confidence per class (buffers,
+    so a resumed run continues them)."""
+
+    def __init__(self, num_classes: int, threshold: float, momentum: float = 0.99):
+        super().__init__()
+        self.threshold, self.momentum = threshold, momentum
+        self.register_buffer("confidence", torch.ones(num_classes))
+        self.register_buffer("seen", torch.zeros(num_classes, dtype=torch.bool))
+
+    @torch.no_grad()
+    def update(self, probs: torch.Tensor) -> None:
+        confidence, labels = probs.max(1)
+        c = self.confidence.shape[0]
+        count = torch.bincount(labels.flatten(), minlength=c).float()
+        total = torch.bincount(labels.flatten(), weights=confidence.flatten().float(), minlength=c)
+        seen = count > 0
+        mean = torch.where(seen, total / count.clamp(min=1), self.confidence)
+        running = torch.where(self.seen, self.momentum * self.confidence + (1 - self.momentum) * mean, mean)
+        self.confidence.copy_(torch.where(seen, running, self.confidence))
+        self.seen |= seen
+
+    @property
+    def values(self) -> torch.Tensor:
+        """(C,) thresholds; a class the teacher has not predicted yet keeps the base threshold."""
+        if not self.seen.any():
+            return torch.full_like(self.confidence, self.threshold)
+        top = self.confidence[self.seen].max()
+        return torch.where(self.seen, self.threshold * self.confidence / top, torch.full_like(self.confidence, self.threshold))
+
+
+def warp_labels(geometry: ViewGeometry, labels: torch.Tensor) -> torch.Tensor:
+    """Label maps (B, H, W) long in view 1's frame -> view 2's frame (nearest: exact for flips and
+    quarter turns, the nearest source pixel under the crop-and-resize)."""
+    warped = geometry.warp(labels[:, None].float(), mode="nearest")[:, 0]
+    return warped.round().long()
+
+
+class SemiSegmentationModule(SegmentationModule):
+    """:class:`pscl.finetune.SegmentationModule` plus the EMA teacher and the unlabelled loss.
+
+    Batches are dicts ``{"labelled": (image, mask), "unlabelled": (image, mask)}``; the unlabelled
+    masks are all ``IGNORE_INDEX`` except where a train image's mask is known (diagnostics only).
+    """
+
+    def __init__(self, model, config: dict, weights: torch.Tensor, classes: list[str]):
+        super().__init__(model, config, weights, classes)
+        self.teacher = copy.deepcopy(model)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.thresholds = ClassThresholds(len(classes), config["semi_threshold"])
+        self.views = ViewConfig()
+        self.strong = StrongPhotometric()
+
+    def semi_weight(self) -> float:
+        ramp = self.config["semi_rampup"] or max(1, self.config["steps"] // 4)
+        return self.config["semi_weight"] * min(1.0, (self.global_step + 1) / ramp)
+
+    def training_step(self, batch, batch_idx):
+        supervised = super().training_step(batch["labelled"], batch_idx)
+        image, known = batch["unlabelled"]
+        self.teacher.eval()
+        with torch.no_grad():
+            probs = self.teacher(image).float().softmax(1)
+            self.thresholds.update(probs)
+            labels, confident = confident_pseudo_labels(probs, self.thresholds.values)
+        geometry = sample_geometry(image.shape[0], self.views, image.device)
+        strong = self.strong(geometry.warp(image))
+        target = warp_labels(geometry, labels.masked_fill(~confident, IGNORE_INDEX))
+        logits = self.model(strong)
+        taken = target != IGNORE_INDEX
+        unsupervised = (F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX) if taken.any()
+                        else logits.sum() * 0.0)
+        self._log_pseudo_labels(labels, confident, known)
+        self.log("train_unsup_loss", unsupervised, on_step=True, on_epoch=False)
+        return supervised + self.semi_weight() * unsupervised
+
+    def _log_pseudo_labels(self, labels: torch.Tensor, confident: torch.Tensor, known: torch.Tensor) -> None:
+        for c, name in enumerate(self.classes):
+            self.log(f"semi_taken_{name}", ((labels == c) & confident).float().mean(), on_step=True, on_epoch=False)
+        checked = confident & (known != IGNORE_INDEX)
+        if checked.any():
+            self.log("semi_pseudo_acc", (labels[checked] == known[checked]).float().mean(), on_step=True,
+                     on_epoch=False)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        ema_update(self.model, self.teacher, self.config["semi_ema"])
+
+
+
+def unlabelled_crops(ds, config) -> "torch.utils.data.Dataset":
+    """The unlabelled stream: crops of ``unlabeled/`` and of every train image (never val or test),
+    flipped and turned (the teacher's view), with the train images' masks for the diagnostic."""
+    import numpy as np
+
+    from pscl.data.crops import RandomCropDataset
+    from pscl.data.io import load_micrograph
+    images, masks = [], []
+    for path in ds.unlabeled_paths():
+        image = load_micrograph(path)
+        images.append(image)
+        masks.append(np.full(image.shape, IGNORE_INDEX, np.uint8))
+    for stem in ds.stems("train"):
+        image, mask = ds.load_pair(stem)
+        images.append(image)
+        masks.append(mask)
+    batch = config.semi_batch or config.batch_size
+    return RandomCropDataset(images, masks, config.crop, config.val_every * batch, seed=config.seed + 7,
+                             jitter_strength=0.0)

@@ -1,0 +1,84 @@
+"""Semi-supervised fine-tuning: confident pseudo-labels, per-class thresholds, exact warping, a run."""
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from pscl import FinetuneConfig, finetune
+from pscl.checkpoints import read_model_file
+from pscl.data.io import IGNORE_INDEX
+from pscl.data.photometric import StrongPhotometric
+from pscl.data.views import ViewConfig, sample_geometry
+from pscl.semi import ClassThresholds, confident_pseudo_labels, warp_labels
+
+from conftest import TINY
+
+
+def test_thresholding_masks_exactly_the_pixels_below_their_class_threshold():
+    logits = torch.tensor([[4.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0], [1.0, 1.2, 0.0]])  # 4 pixels
+    probs = logits.softmax(1).T.reshape(1, 3, 2, 2)
+    thresholds = torch.tensor([0.9, 0.5, 0.7])  # pixel probabilities: 0.96, 0.58, 0.79, 0.47
+    labels, confident = confident_pseudo_labels(probs, thresholds)
+    p = probs.reshape(3, 4).T
+    expected = p.max(1).values >= thresholds[p.argmax(1)]
+    assert labels.flatten().tolist() == [0, 1, 2, 1]
+    assert confident.flatten().tolist() == expected.tolist() == [True, True, True, False]
+
+
+def test_a_class_the_teacher_is_less_sure_of_gets_a_lower_threshold():
+    t = ClassThresholds(3, threshold=0.9, momentum=0.0)
+    probs = torch.zeros(1, 3, 1, 4)
+    probs[0, :, 0, 0] = torch.tensor([0.98, 0.01, 0.01])  # class 0 pixels: sure
+    probs[0, :, 0, 1] = torch.tensor([0.96, 0.02, 0.02])
+    probs[0, :, 0, 2] = torch.tensor([0.3, 0.6, 0.1])  # class 1 (rare): less sure
+    probs[0, :, 0, 3] = torch.tensor([0.3, 0.6, 0.1])
+    t.update(probs)
+    values = t.values
+    assert values[0] == pytest.approx(0.9) and values[1] == pytest.approx(0.9 * 0.6 / 0.97, rel=1e-5)
+    assert values[2] == pytest.approx(0.9)  # a class not predicted yet keeps the base threshold
+
+
+def test_the_warped_pseudo_label_is_the_label_of_the_same_material():
+    """Coordinate-encoding images: the teacher labels a pixel by its material id (a function of the
+    view-1 intensity); after the strong view's geometry the warped label equals the material the
+    student's pixel shows."""
+    n, size = 6, 32
+    ids = torch.arange(size * size).reshape(1, size, size).expand(n, -1, -1)
+    image = (ids.float() / (size * size))[:, None]  # intensity encodes the material (pixel) id
+    geometry = sample_geometry(n, ViewConfig(crop_min=1.0), generator=torch.Generator().manual_seed(0))
+    labels = (image[:, 0] * size * size).round().long()  # the "teacher": material id from intensity
+    strong = geometry.warp(image, mode="nearest")
+    shown = (strong[:, 0] * size * size).round().long()
+    assert torch.equal(warp_labels(geometry, labels), shown)
+    cropped = sample_geometry(n, ViewConfig(), generator=torch.Generator().manual_seed(1))  # crop + resize
+    assert torch.equal(warp_labels(cropped, labels),
+                       (cropped.warp(image, mode="nearest")[:, 0] * size * size).round().long())
+    ignored = labels.masked_fill(labels % 3 == 0, IGNORE_INDEX)  # not-confident pixels stay ignored
+    warped = warp_labels(geometry, ignored)
+    assert torch.equal(warped == IGNORE_INDEX, (shown % 3 == 0) & (shown < IGNORE_INDEX) | (warped == IGNORE_INDEX))
+
+
+def test_strong_photometric_changes_every_image_and_keeps_shape():
+    x = torch.rand(4, 1, 24, 24, generator=torch.Generator().manual_seed(0))
+    y = StrongPhotometric(p=1.0)(x, generator=torch.Generator().manual_seed(1))
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert all(not torch.allclose(a, b) for a, b in zip(x, y))
+
+
+def test_semi_supervised_run_trains_student_and_teacher_and_logs_pseudo_labels(synth_data, tmp_path):
+    run = tmp_path / "semi"
+    finetune(synth_data, run, FinetuneConfig(steps=6, val_every=3, semi=True, semi_rampup=2, **TINY))
+    config = read_model_file(run)["config"]
+    assert config["semi"] is True and config["semi_threshold"] == 0.9
+    with open(run / "logs" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert any(r.get("train_unsup_loss") for r in rows)
+    assert any(r.get("semi_taken_matrix") for r in rows)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    teacher = {k[len("teacher."):]: v for k, v in ckpt.items() if k.startswith("teacher.")}
+    student = {k[len("model."):]: v for k, v in ckpt.items() if k.startswith("model.")}
+    assert teacher.keys() == student.keys()
+    w = "encoder.stages.0.0.weight"
+    assert not torch.equal(teacher[w], student[w])  # an EMA, not a copy
+    assert np.isfinite(float(rows[-1].get("train_loss") or rows[-2]["train_loss"]))
