@@ -170,6 +170,10 @@ def test_method_variants_parse_and_fail_clearly():
     assert parse_method("pscl-simclr:annotated_in_batch=false") == ("pscl-simclr", {}, {"annotated_in_batch": False}, {})
     assert parse_method("simclr:ft.lr_contracting_init=0.001") == ("simclr", {}, {}, {"lr_contracting_init": 0.001})
     assert parse_method("scratch:ft.steps=800") == ("scratch", {}, {}, {"steps": 800})
+    assert parse_method("scratch+semi") == ("scratch", {}, {}, {"semi": True})
+    assert parse_method("pscl-simclr+semi:a=0") == ("pscl-simclr", {"a": 0}, {}, {"semi": True})
+    with pytest.raises(ValueError, match="no semi-supervised"):
+        parse_method("forest+semi")
     with pytest.raises(ValueError, match="not a fine-tuning setting"):
         parse_method("simclr:ft.speed=3")
     with pytest.raises(ValueError, match="unknown method"):

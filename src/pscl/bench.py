@@ -38,6 +38,9 @@ from pscl.provenance import provenance
 METHODS = ("scratch", "full", *PRETRAIN_METHODS, "forest")
 
 
+SEMI_SUFFIX = "+semi"
+
+
 def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
     """A bench method, optionally a variant: ``NAME[:key=value[:key=value...]]`` -> (NAME,
     method options, pretraining config fields, fine-tuning config fields). Values: numbers,
@@ -45,11 +48,16 @@ def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
     ``pscl-simclr:a=0``, ``pscl-simclr:scales=2``, ``pscl-simclr:sampling=random``,
     ``pscl-simclr:annotated_in_batch=false``; keys prefixed ``ft.`` change the fine-tuning
     (``simclr:ft.lr_contracting_init=0.001``), which then differs from the other methods' budget:
-    the variant's name says so in every table.
+    the variant's name says so in every table. ``NAME+semi`` (``scratch+semi``,
+    ``pscl-simclr+semi:a=0``) fine-tunes semi-supervised (``ft.semi=true``), on the same pretraining.
     """
     from dataclasses import fields as dataclass_fields
 
     name, *pairs = spec.split(":")
+    semi = name.endswith(SEMI_SUFFIX)  # NAME+semi: semi-supervised fine-tuning (pscl.semi) on top
+    name = name.removesuffix(SEMI_SUFFIX)
+    if semi and name == "forest":
+        raise ValueError(f"method {spec!r}: the forest has no semi-supervised fine-tuning")
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
     options, fields, finetune_fields = {}, {}, {}
@@ -78,6 +86,8 @@ def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
         (fields if key in PretrainConfig.__dataclass_fields__ else options)[key] = parsed
     if name in PRETRAIN_METHODS and "scales" in options and not isinstance(options["scales"], list):
         options["scales"] = [options["scales"]]
+    if semi:
+        finetune_fields = {"semi": True, **finetune_fields}
     return name, options, fields, finetune_fields
 
 
@@ -95,7 +105,8 @@ def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, pro
     if method not in PRETRAIN_METHODS:
         return None, 0.0
     # fine-tuning settings do not change the pretraining: variants that differ only in them share it
-    pretrain_name = ":".join(part for part in spec.split(":") if not part.startswith("ft."))
+    pretrain_name = ":".join(part for part in spec.removesuffix(SEMI_SUFFIX).split(":") if not part.startswith("ft."))
+    pretrain_name = pretrain_name.replace(SEMI_SUFFIX + ":", ":").removesuffix(SEMI_SUFFIX)
     run = out / "pretrain" / pretrain_name / (tag if method in GUIDED else "")
     config = PretrainConfig(method=method, seed=seed, progress=progress, shots=shots, round=round_index,
                             annotated=list(stems or []) if method in GUIDED else [],

@@ -19,6 +19,15 @@ def pad_to(image: np.ndarray, mask: np.ndarray | None, size: int) -> tuple[np.nd
     return image, mask
 
 
+def centred_origin(shape: tuple[int, int], size: int, pixels: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+    """Top-left corner of a ``size`` crop centred (within a quarter crop) on one of ``pixels``
+    (flat indices into an image of ``shape``), kept inside the image."""
+    cy, cx = divmod(int(pixels[int(rng.integers(len(pixels)))]), shape[1])
+    jiggle = rng.integers(-(size // 4), size // 4 + 1, size=2)
+    return (int(np.clip(cy - size // 2 + jiggle[0], 0, shape[0] - size)),
+            int(np.clip(cx - size // 2 + jiggle[1], 0, shape[1] - size)))
+
+
 def jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
     """Brightness and contrast each scaled by a uniform draw in ±strength (around mid-grey)."""
     contrast = 1.0 + rng.uniform(-strength, strength)
@@ -69,10 +78,7 @@ class RandomCropDataset(Dataset):
         if self.rare and rng.random() < self.rare_share:  # (no extra draw when the share is 0)
             k, pixels = self.rare[int(rng.integers(len(self.rare)))]
             image, mask = self.images[k], self.masks[k]
-            cy, cx = divmod(int(pixels[int(rng.integers(len(pixels)))]), image.shape[1])
-            jiggle = rng.integers(-(self.size // 4), self.size // 4 + 1, size=2)
-            y = int(np.clip(cy - self.size // 2 + jiggle[0], 0, image.shape[0] - self.size))
-            x = int(np.clip(cx - self.size // 2 + jiggle[1], 0, image.shape[1] - self.size))
+            y, x = centred_origin(image.shape, self.size, pixels, rng)
         image = image[y:y + self.size, x:x + self.size]
         if not self.with_masks:
             return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
@@ -144,11 +150,7 @@ def covering_origin(mask: np.ndarray, size: int, rng: np.random.Generator, num_c
     best, best_score = None, None
     for j in range(candidates):
         if j % 2 and present:
-            centre = present[int(rng.integers(len(present)))]
-            cy, cx = divmod(int(centre[int(rng.integers(len(centre)))]), mask.shape[1])
-            jiggle = rng.integers(-(size // 4), size // 4 + 1, size=2)
-            y = int(np.clip(cy - size // 2 + jiggle[0], 0, mask.shape[0] - size))
-            x = int(np.clip(cx - size // 2 + jiggle[1], 0, mask.shape[1] - size))
+            y, x = centred_origin(mask.shape, size, present[int(rng.integers(len(present)))], rng)
         else:
             y = int(rng.integers(0, mask.shape[0] - size + 1))
             x = int(rng.integers(0, mask.shape[1] - size + 1))
