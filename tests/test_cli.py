@@ -60,3 +60,14 @@ def test_demo_pipeline_with_tiny_budget(tmp_path):
     assert (tmp_path / "pretrain-pscl" / "model.pt").exists()
     assert (tmp_path / "predictions" / "phase_fractions.csv").exists()
     assert len(summary["fractions"]) == 3  # the test split
+
+
+def test_finetune_options_for_one_image_reach_the_saved_config(synth_data, tmp_path):
+    import json
+    result = invoke("finetune", synth_data, "--profile", "smoke", "--steps", "2", "--val-every", "2", "--semi",
+                    "--semi-threshold", "0.8", "--rare-crops", "0.3", "--bn-frozen-steps", "1", "--no-progress",
+                    "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["semi"], config["semi_threshold"], config["rare_crops"], config["bn_frozen_steps"]) == (True, 0.8, 0.3, 1)
+    assert config["precision"] in ("32-true", "bf16-mixed")  # 'auto' resolved to what ran

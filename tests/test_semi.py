@@ -28,15 +28,21 @@ def test_thresholding_masks_exactly_the_pixels_below_their_class_threshold():
 
 def test_a_class_the_teacher_is_less_sure_of_gets_a_lower_threshold():
     t = ClassThresholds(3, threshold=0.9, momentum=0.0)
+    assert torch.allclose(t.values, torch.full((3,), 1 / 3))  # a fresh teacher: the base starts at 1/C
     probs = torch.zeros(1, 3, 1, 4)
     probs[0, :, 0, 0] = torch.tensor([0.98, 0.01, 0.01])  # class 0 pixels: sure
     probs[0, :, 0, 1] = torch.tensor([0.96, 0.02, 0.02])
     probs[0, :, 0, 2] = torch.tensor([0.3, 0.6, 0.1])  # class 1 (rare): less sure
     probs[0, :, 0, 3] = torch.tensor([0.3, 0.6, 0.1])
     t.update(probs)
+    base = (0.98 + 0.96 + 0.6 + 0.6) / 4  # the mean top probability, below the 0.9 cap
     values = t.values
-    assert values[0] == pytest.approx(0.9) and values[1] == pytest.approx(0.9 * 0.6 / 0.97, rel=1e-5)
-    assert values[2] == pytest.approx(0.9)  # a class not predicted yet keeps the base threshold
+    assert values[0] == pytest.approx(base) and values[1] == pytest.approx(base * 0.6 / 0.97, rel=1e-5)
+    assert values[2] == pytest.approx(base)  # a class not predicted yet keeps the base threshold
+    sure = torch.zeros(1, 3, 1, 2)
+    sure[0, 0] = 1.0
+    t.update(sure)  # a confident teacher: the base is capped at the threshold
+    assert t.values[0] == pytest.approx(0.9)
 
 
 def test_the_warped_pseudo_label_is_the_label_of_the_same_material():

@@ -112,6 +112,10 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              rare_crops: Optional[float] = typer.Option(
                  None, help="share of crops centred on the annotated image's rarest classes (default 0)"),
              rare_classes: Optional[int] = typer.Option(None, help="how many of the rarest classes --rare-crops targets (default 2)"),
+             semi: bool = typer.Option(False, "--semi", help="semi-supervised: also learn from unlabeled/ and train images"),
+             semi_weight: Optional[float] = typer.Option(None, help="--semi: weight of the unlabelled loss (default 1)"),
+             semi_threshold: Optional[float] = typer.Option(None, help="--semi: confidence cap of the surest class (default 0.9)"),
+             semi_ema: Optional[float] = typer.Option(None, help="--semi: teacher momentum (default 0.99)"),
              accelerator: str = "auto", devices: str = "1", precision: str = _PRECISION,
              resume: bool = False, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
@@ -120,8 +124,9 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                        bn_frozen_steps=bn_frozen_steps,
                                        class_weight_power=class_weight_power,
                                        dice_weight=dice_weight, jitter=jitter, rare_crops=rare_crops,
-                                       rare_classes=rare_classes, widths=_ints(widths) if widths else None).items() if v is not None}
-    config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train,
+                                       rare_classes=rare_classes, semi_weight=semi_weight,
+                                       semi_threshold=semi_threshold, semi_ema=semi_ema, widths=_ints(widths) if widths else None).items() if v is not None}
+    config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train, semi=semi,
                                  init=str(init) if init else None, select=select, seed=seed,
                                  accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
                                  precision=precision, progress=progress, **overrides)
