@@ -105,8 +105,8 @@ def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, pro
     if method not in PRETRAIN_METHODS:
         return None, 0.0
     # fine-tuning settings do not change the pretraining: variants that differ only in them share it
-    pretrain_name = ":".join(part for part in spec.removesuffix(SEMI_SUFFIX).split(":") if not part.startswith("ft."))
-    pretrain_name = pretrain_name.replace(SEMI_SUFFIX + ":", ":").removesuffix(SEMI_SUFFIX)
+    head, *parts = spec.split(":")  # and NAME+semi shares NAME's pretraining
+    pretrain_name = ":".join([head.removesuffix(SEMI_SUFFIX), *(part for part in parts if not part.startswith("ft."))])
     run = out / "pretrain" / pretrain_name / (tag if method in GUIDED else "")
     config = PretrainConfig(method=method, seed=seed, progress=progress, shots=shots, round=round_index,
                             annotated=list(stems or []) if method in GUIDED else [],
@@ -156,10 +156,11 @@ def _check_method_options(run: Path, config) -> None:
     if not (run / "config.json").exists():
         return
     from pscl.methods import METHODS
-    recorded = json.loads((run / "config.json").read_text()).get("method_options", {})
+    saved = json.loads((run / "config.json").read_text())
+    recorded = saved.get("method_options", {})
     config = copy.copy(config)
     if config.method in GUIDED and not config.classes:
-        config.classes = ["?"] * len(json.loads((run / "config.json").read_text()).get("classes") or [1])
+        config.classes = ["?"] * len(saved.get("classes") or [1])
     wanted = json.loads(json.dumps(asdict(METHODS[config.method].hparams_for(config)), default=list))
     differing = {k: (recorded[k], v) for k, v in wanted.items() if k in recorded and recorded[k] != v}
     if differing:

@@ -74,7 +74,8 @@ def resolve_precision(precision: str, accelerator: str = "auto", flags: set[str]
 
 def fast_layout(module, channels_last: bool = True):
     """``module`` in the memory format its convolutions run fastest in on CPU: channels_last (NHWC),
-    which oneDNN's convolutions take without reordering; returned for chaining. The U-Net puts its
-    input in the format of its first convolution's weight, so callers need not convert inputs."""
+    which oneDNN's convolutions take without reordering; returned for chaining. Inputs need no
+    conversion: a convolution with channels_last weights returns channels_last output, and the
+    U-Net's grey input has one channel, where both formats are the same."""
     import torch
     return module.to(memory_format=torch.channels_last) if channels_last else module

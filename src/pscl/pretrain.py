@@ -8,6 +8,7 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from pscl.checkpoints import save_model
+from pscl.cpu import on_gpu
 from pscl.data.crops import GuidedBatches, RandomCropDataset, StreamSampler
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import DataError, load_micrograph, write_text
@@ -63,17 +64,12 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
     trainer = fit(method, out, loader, config.steps, config.checkpoint_every, accelerator=config.accelerator,
                   devices=config.devices,
                   precision=config.precision, progress=config.progress, resume=resume,
-                  sync_batchnorm=trainer_devices(config.devices) > 1 and _on_gpu(config.accelerator),
+                  # SyncBatchNorm exists for GPUs only; on CPU processes BatchNorm stays per process
+                  sync_batchnorm=trainer_devices(config.devices) > 1 and on_gpu(config.accelerator),
                   processes=trainer_devices(config.devices))
     if trainer.global_rank == 0:
         save_model(out, method.backbone.cpu(), cfg, None, pretrained_with=config.method)
     return {"run": str(out), "method": config.method, "steps": int(trainer.global_step), "images": len(paths)}
-
-
-def _on_gpu(accelerator: str) -> bool:
-    """SyncBatchNorm exists for GPUs only; on CPU processes BatchNorm stays per process."""
-    import torch
-    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
 def trainer_devices(devices: int | str) -> int:

@@ -16,7 +16,7 @@ import multiprocessing as mp
 import resource
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -39,7 +39,6 @@ class SpeedConfig:
     threads: int = 0  # 0: torch's default
     precision: str = "32-true"  # or "auto", "bf16-mixed"
     channels_last: bool = False
-    methods_options: dict = field(default_factory=dict)
 
 
 SETTINGS = {
@@ -103,8 +102,7 @@ def _pretrain_speed(method: str, cfg: dict) -> dict:
     precision, autocast = _setup(c)
     torch.manual_seed(0)
     model = build_method(PretrainConfig(method=method, widths=c.widths, crop=c.crop, batch_size=c.pretrain_batch,
-                                        classes=CLASSES if method in GUIDED else None,
-                                        options=c.methods_options.get(method, {})))
+                                        classes=CLASSES if method in GUIDED else None))
     fast_layout(model, c.channels_last and model.channels_last)  # as a run does (pscl.training.fit)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     batch = _batch(c.pretrain_batch, c.crop)

@@ -60,10 +60,8 @@ class RandomCropDataset(Dataset):
         # uniform crops rarely show): (image, class pixels) pairs to draw from
         self.rare_share, self.rare = rare_share, []
         if rare_share > 0 and self.with_masks:
-            for k, m in enumerate(self.masks):
-                flat = m.ravel()
-                self.rare += [(k, np.flatnonzero(flat == c).astype(np.int32)) for c in rare_classes or []]
-            self.rare = [(k, pix) for k, pix in self.rare if len(pix)]
+            self.rare = [(k, pix) for k, m in enumerate(self.masks) for pix in class_pixels(m, rare_classes or [])
+                         if len(pix)]
 
     def __len__(self) -> int:
         return self.length
@@ -128,10 +126,10 @@ def pure_cells(mask: np.ndarray, num_classes: int, stride: int, purity: float) -
     return (share >= purity).sum(axis=(1, 2))
 
 
-def class_pixels(mask: np.ndarray, num_classes: int) -> list[np.ndarray]:
-    """Flat indices of each class's pixels (int32), for drawing crops centred on a class."""
+def class_pixels(mask: np.ndarray, classes) -> list[np.ndarray]:
+    """Flat indices of the pixels of each of ``classes`` (int32), for drawing crops centred on a class."""
     flat = mask.ravel()
-    return [np.flatnonzero(flat == c).astype(np.int32) for c in range(num_classes)]
+    return [np.flatnonzero(flat == c).astype(np.int32) for c in classes]
 
 
 def covering_origin(mask: np.ndarray, size: int, rng: np.random.Generator, num_classes: int, candidates: int,
@@ -185,7 +183,7 @@ class GuidedBatches(Dataset):
         # class-covering annotated crops: keyword arguments of covering_origin (None: uniform crops)
         self.cover, self.seed = cover, seed
         if cover is not None:
-            self.pixels = [class_pixels(m, cover["num_classes"]) for m in self.labelled.masks]
+            self.pixels = [class_pixels(m, range(cover["num_classes"])) for m in self.labelled.masks]
 
     def __len__(self) -> int:
         return self.length

@@ -133,8 +133,6 @@ class UNet(nn.Module):
         # inputs are normalised micrographs in 0..1 (pscl.data.io.normalize_intensity); centring
         # here keeps training, prediction and exported models consistent
         x = (x - 0.5) * 4.0
-        if self.encoder.stages[0][0].weight.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1:
-            x = x.contiguous(memory_format=torch.channels_last)  # pscl.cpu.fast_layout: keep NHWC throughout
         m = self.multiple
         pad_h, pad_w = (-x.shape[-2]) % m, (-x.shape[-1]) % m
         if pad_h or pad_w or torch.compiler.is_exporting():  # an exported graph must pad any size
