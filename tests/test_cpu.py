@@ -63,3 +63,11 @@ def test_short_bf16_training_agrees_with_fp32():
     assert (probs[True] - probs[False]).abs().max() < 0.05
     assert curves[False][-1] < 0.8 * curves[False][0]  # it trains at all
     assert np.abs(curves[True] / curves[False] - 1).max() < 0.10, (curves[True], curves[False])
+
+
+def test_prediction_precision_is_chosen_and_checked():
+    from pscl.predict import uses_bf16
+    assert not uses_bf16("32-true") and uses_bf16("bf16-mixed")
+    assert uses_bf16("auto") == bf16_native()
+    with pytest.raises(ValueError, match="--precision for prediction"):
+        uses_bf16("16-mixed")

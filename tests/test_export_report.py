@@ -44,7 +44,8 @@ def test_onnx_logits_equal_torch(tiny_run, onnx_model):
 def test_predict_with_onnx_imports_no_torch_and_matches(tiny_run, onnx_model, synth_data, tmp_path):
     images = synth_data / "images"
     torch_out, onnx_out = tmp_path / "torch", tmp_path / "onnx"
-    predict(tiny_run, images, torch_out, tile=64, overlap=16)
+    # fp32 on both sides: ONNX Runtime runs the fp32 graph, torch's "auto" may be bf16 on this CPU
+    predict(tiny_run, images, torch_out, tile=64, overlap=16, precision="32-true")
     code = ("import sys; sys.modules['torch'] = None\n"  # any `import torch` now fails
             "from pscl.cli import main\n"
             f"sys.argv = ['pscl', 'predict', '--onnx', {str(onnx_model)!r}, {str(images)!r}, '--out', {str(onnx_out)!r},"

@@ -90,6 +90,9 @@ def data_synth(out: Path, n: int = typer.Option(12, "--n", help="labelled images
 
 _PRECISION = typer.Option("auto", help="auto: bf16-mixed on GPUs and on CPUs with AMX or AVX512-BF16, "
                                          "fp32 elsewhere; or 32-true, bf16-mixed")
+_PREDICT_PRECISION = typer.Option("auto", help="auto: bf16 autocast where the hardware has it (masks may differ from "
+                                                "fp32 on ~0.1 % of pixels); 32-true: fp32, the same on every CPU")
+
 
 @app.command()
 @_errors_exit
@@ -169,9 +172,10 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
 @_errors_exit
 def evaluate(run: Path, data: Path, split: str = "test", out: Optional[Path] = None,
              tile: int = 512, overlap: int = 128,
-             tta: bool = typer.Option(False, "--tta", help="average over the 8 flips and quarter turns (8x the time)")) -> None:
+             tta: bool = typer.Option(False, "--tta", help="average over the 8 flips and quarter turns (8x the time)"),
+             precision: str = _PREDICT_PRECISION) -> None:
     """Score a run on a split of a dataset folder; print a table, write JSON."""
-    result = api.evaluate(run, data, split=split, out=out, tile=tile, overlap=overlap, tta=tta)
+    result = api.evaluate(run, data, split=split, out=out, tile=tile, overlap=overlap, tta=tta, precision=precision)
     print_scores(result, f"{run} on {data} [{split}]")
     console.print(f"written: {result['out']}")
 
@@ -202,7 +206,8 @@ def predict(run: Path = typer.Argument(..., help="run folder (with --onnx: the i
             um_per_px: Optional[float] = typer.Option(None, help="pixel size (overrides the file's metadata)"),
             crop_bottom: str = typer.Option("auto", help="SEM data bar: auto, none, or a number of rows"),
             tile: int = 512, overlap: int = 128,
-            tta: bool = typer.Option(False, "--tta", help="average over the 8 flips and quarter turns (8x the time)")) -> None:
+            tta: bool = typer.Option(False, "--tta", help="average over the 8 flips and quarter turns (8x the time)"),
+            precision: str = _PREDICT_PRECISION) -> None:
     """Segment micrographs of any size; write masks, overlays, phase_fractions.csv, predictions.json."""
     from pscl.predict import predict as run_predict
 
@@ -211,6 +216,7 @@ def predict(run: Path = typer.Argument(..., help="run folder (with --onnx: the i
     if source is None:
         raise ValueError("give a run folder and the images: pscl predict RUN IMAGES --out DIR")
     results = run_predict(run, source, out, tile=tile, overlap=overlap, onnx=onnx, um_per_px=um_per_px, tta=tta,
+                          precision=precision,
                           crop_bottom=None if crop_bottom == "none" else crop_bottom)
     console.print(f"segmented {len(results)} image(s); outputs in {out} (phase_fractions.csv, predictions.json)")
 

@@ -8,23 +8,26 @@ from pscl.checkpoints import load_model
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import DataError, write_text
 from pscl.metrics import score_split
-from pscl.predict import segment
+from pscl.predict import segment, uses_bf16
 
 
 def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "test",
              out: str | Path | None = None, tile: int = 512, overlap: int = 128,
-             device: str = "cpu", tta: bool = False) -> dict:
+             device: str = "cpu", tta: bool = False, precision: str = "auto") -> dict:
     """Segment every image of ``split`` with the model of ``run`` and score it against the masks
-    (``tta``: averaged over the 8 flips and quarter turns).
+    (``tta``: averaged over the 8 flips and quarter turns; ``precision``: ``auto``, ``32-true`` or
+    ``bf16-mixed``, as in :func:`pscl.predict.predict`).
 
     Writes the result as JSON to ``out`` (default ``RUN/eval_<dataset>_<split>.json``).
     """
+    bf16 = uses_bf16(precision, device)
     model, payload = load_model(run)
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
     if ds.classes is not None and ds.num_classes != model.num_classes:
         raise DataError(f"{ds.root}: {ds.num_classes} classes, but the model of {run} has {model.num_classes}")
-    labels_of = lambda image: segment(model, image, tile, overlap, device=device, tta=tta).labels  # noqa: E731
-    result = {"run": str(run), **score_split(ds, split, labels_of), "tta": tta, "config": payload.get("config")}
+    labels_of = lambda image: segment(model, image, tile, overlap, device=device, bf16=bf16, tta=tta).labels  # noqa: E731
+    result = {"run": str(run), **score_split(ds, split, labels_of), "tta": tta,
+              "precision": "bf16-mixed" if bf16 else "32-true", "config": payload.get("config")}
     out = Path(out) if out else Path(run) / f"eval_{ds.name}_{split}.json"
     write_text(out, json.dumps(result, indent=1, default=float))
     result["out"] = str(out)

@@ -35,10 +35,10 @@ def torch_tile_model(model, device="cpu", bf16: bool | None = None, channels_las
     in bf16 autocast where the hardware has bf16 (``bf16=None``: :func:`pscl.cpu.resolve_precision`)."""
     import torch
 
-    from pscl.cpu import fast_layout, resolve_precision
+    from pscl.cpu import fast_layout
     device_type = torch.device(device).type
     if bf16 is None:
-        bf16 = resolve_precision("auto", "gpu" if device_type == "cuda" else "cpu") == "bf16-mixed"
+        bf16 = uses_bf16("auto", device)
     model = fast_layout(model.eval().to(device), channels_last)
 
     def run(tiles: np.ndarray) -> np.ndarray:
@@ -46,6 +46,15 @@ def torch_tile_model(model, device="cpu", bf16: bool | None = None, channels_las
             x = torch.from_numpy(np.ascontiguousarray(tiles, dtype=np.float32))[:, None].to(device)
             return model(x).float().softmax(1).cpu().numpy()
     return run
+
+
+def uses_bf16(precision: str, device: str = "cpu") -> bool:
+    """Whether prediction at ``precision`` (``auto``, ``32-true``, ``bf16-mixed``) runs in bf16 autocast
+    on ``device``: ``auto`` does where the hardware multiplies bf16 (:func:`pscl.cpu.resolve_precision`)."""
+    from pscl.cpu import resolve_precision
+    if precision not in ("auto", "32-true", "bf16-mixed"):
+        raise ValueError(f"--precision for prediction must be auto, 32-true or bf16-mixed, got {precision!r}")
+    return resolve_precision(precision, "gpu" if str(device).startswith("cuda") else "cpu") == "bf16-mixed"
 
 
 def segment(model, image: np.ndarray, tile: int = 512, overlap: int = 128, batch_size: int = 4,
@@ -123,9 +132,11 @@ def fractions_table(rows: dict[str, np.ndarray], classes: list[str]) -> str:
 
 def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: int = 512, overlap: int = 128,
             device: str = "cpu", onnx: str | Path | None = None, um_per_px: float | None = None,
-            crop_bottom: int | str | None = "auto", tta: bool = False) -> dict:
+            crop_bottom: int | str | None = "auto", tta: bool = False, precision: str = "auto") -> dict:
     """Segment an image or a folder with the model of ``run`` (or the ONNX file ``onnx``);
-    ``tta``: probabilities averaged over the 8 flips and quarter turns (:func:`pscl.tiling.with_tta`).
+    ``tta``: probabilities averaged over the 8 flips and quarter turns (:func:`pscl.tiling.with_tta`);
+    ``precision``: ``auto`` (bf16 where the hardware has it), ``32-true`` or ``bf16-mixed`` (torch only:
+    ONNX Runtime runs the exported fp32 graph).
 
     Each image's SEM data bar is cut off first (``crop_bottom``: "auto", a row count, or None)
     and its pixel size read (``um_per_px`` overrides the file's). Writes the files listed in the
@@ -133,16 +144,17 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
     """
     if onnx is not None:
         tile_model, meta = onnx_tile_model(onnx)
-        classes, model_info = meta["classes"], {"onnx": str(onnx), "config": meta.get("config")}
+        classes, model_info = meta["classes"], {"onnx": str(onnx), "config": meta.get("config"), "precision": "32-true"}
     else:
         if run is None:
             raise ValueError("give a run folder or an ONNX file")
         from pscl.checkpoints import load_model
 
         model, payload = load_model(run)
-        tile_model = torch_tile_model(model, device)
+        bf16 = uses_bf16(precision, device)
+        tile_model = torch_tile_model(model, device, bf16)
         classes = payload.get("classes") or [f"class{i}" for i in range(model.num_classes)]
-        model_info = {"run": str(run), "config": payload.get("config")}
+        model_info = {"run": str(run), "config": payload.get("config"), "precision": "bf16-mixed" if bf16 else "32-true"}
     if tta:
         tile_model = with_tta(tile_model)
     out = Path(out)
@@ -166,5 +178,5 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
     return results
 
 
-__all__ = ["PALETTE", "Segmentation", "segment", "segment_tiled", "torch_tile_model", "onnx_tile_model",
+__all__ = ["PALETTE", "Segmentation", "uses_bf16", "segment", "segment_tiled", "torch_tile_model", "onnx_tile_model",
            "overlay", "predict", "collect_inputs", "fractions_table"]
