@@ -128,6 +128,7 @@ def test_a_killed_finetune_resumes_from_its_checkpoint(synth_data, tmp_path):
     # what a run of the profile's steps leaves when killed at step 20: its config and that checkpoint
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "steps": settings["steps"]}))
+    (run / "model.pt").unlink()  # a killed run has no model file yet
     run_bench(synth_data, tmp_path, ["scratch"], rounds=1, profile="smoke", log=lambda *_: None)
     result = json.loads((tmp_path / "results" / "scratch" / "round0.json").read_text())
     assert result["config"]["steps"] == settings["steps"]

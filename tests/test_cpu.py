@@ -3,17 +3,20 @@ import numpy as np
 import pytest
 import torch
 
-from pscl.cpu import bf16_native, cpu_summary, fast_layout, resolve_precision
+from pscl.cpu import bf16_native, cpu_summary, fast_layout, resolve_precision, trains_channels_last
 from pscl.losses import segmentation_loss
 from pscl.nn import UNet
 
 
 def test_auto_precision_follows_the_cpu_flags():
     assert resolve_precision("auto", "cpu", flags={"avx2", "amx_bf16", "amx_tile"}) == "bf16-mixed"
-    assert resolve_precision("auto", "cpu", flags={"avx512f", "avx512_bf16"}) == "bf16-mixed"
+    assert resolve_precision("auto", "cpu", flags={"avx512f", "avx512_bf16"}, vendor="AuthenticAMD") == "bf16-mixed"
+    # an Intel Xeon's AVX512-BF16 without AMX tiles was measured no faster than fp32
+    assert resolve_precision("auto", "cpu", flags={"avx512f", "avx512_bf16"}, vendor="GenuineIntel") == "32-true"
     assert resolve_precision("auto", "cpu", flags={"avx2", "avx512f"}) == "32-true"  # bf16 emulated: slower
     assert resolve_precision("32-true", "cpu", flags={"amx_bf16"}) == "32-true"  # forcing fp32 is kept
-    assert not bf16_native(set()) and bf16_native({"avx512_bf16"})
+    assert not bf16_native(set(), "AuthenticAMD") and bf16_native({"avx512_bf16"}, "AuthenticAMD")
+    assert trains_channels_last("cpu", {"avx2", "avx512f"}) and not trains_channels_last("cpu", {"avx2", "fma"})
     with pytest.raises(ValueError, match="precision must be one of"):
         resolve_precision("bf17", "cpu")
     summary = cpu_summary()

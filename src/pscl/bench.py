@@ -34,6 +34,7 @@ from pscl.methods import GUIDED, METHODS as PRETRAIN_METHODS, PretrainConfig
 from pscl.pretrain import pretrain
 from pscl.profiles import method_options, profile_settings
 from pscl.provenance import provenance
+from pscl.run_folder import RunFolder, check_recorded
 
 METHODS = ("scratch", "full", *PRETRAIN_METHODS, "forest")
 
@@ -115,48 +116,28 @@ def _pretrained(data: Path, method: str, profile: str, out: Path, seed: int, pro
     # a label-free pretraining serves every round and shot count
     _check_run(run, config, ignore=() if method in GUIDED else ("shots", "round", "annotated_in_batch"))
     _check_method_options(run, config)
-    if (run / "model.pt").exists():
-        return run, float(json.loads((run / "wall.json").read_text())["seconds"]) if (run / "wall.json").exists() else 0.0
+    folder = RunFolder(run)
+    if folder.model_file.exists():
+        return run, folder.wall_seconds()
     t0 = time.time()
-    pretrain(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
+    pretrain(data, run, config, resume=True)
     wall = time.time() - t0
-    write_text(run / "wall.json", json.dumps({"seconds": wall}))
+    folder.write_wall(wall)
     return run, wall
 
 
-# run-time choices, paths and what a run fills in from the data: not settings of the run
-_NOT_SETTINGS = frozenset({"progress", "init", "dataset", "accelerator", "devices", "jobs", "annotated", "classes"})
-
-
-def check_cached(path: Path, recorded: dict, expected, ignore: tuple[str, ...] = ()) -> None:
-    """Refuse to reuse (or resume) a cached run or result made with other settings than ``expected``
-    (a config dataclass), so that one table never mixes two budgets. Settings the record lacks
-    (added to the code after it was made) and those in ``ignore`` are not compared."""
-    wanted = json.loads(json.dumps(asdict(expected), default=list))
-    if "precision" in wanted:  # recorded resolved ('auto' -> what ran), so compare what would run now
-        from pscl.cpu import resolve_precision
-        wanted["precision"] = resolve_precision(wanted["precision"], wanted.get("accelerator", "auto"))
-    differing = {key: (recorded[key], value) for key, value in wanted.items()
-                 if key in recorded and key not in _NOT_SETTINGS and key not in ignore and recorded[key] != value}
-    if differing:
-        details = "; ".join(f"{key} {old!r} there, {new!r} now" for key, (old, new) in differing.items())
-        raise DataError(f"{path}: made with other settings than this bench runs ({details}); "
-                        "bench into another --out, or delete it to redo it")
-
-
 def _check_run(run: Path, config, ignore: tuple[str, ...] = ()) -> None:
-    """:func:`check_cached` on a (finished or half-made) run folder's ``config.json``, if it has one."""
-    if (run / "config.json").exists():
-        check_cached(run / "config.json", json.loads((run / "config.json").read_text()), config, ignore)
+    """The recorded settings of a (finished or half-made) run folder, if any, against ``config``."""
+    RunFolder(run).check_settings(config, ignore)
 
 
 def _check_method_options(run: Path, config) -> None:
     """Refuse a pretraining whose recorded method options (as resolved for its run, e.g. queue sizes)
     differ from what this bench would resolve now."""
-    if not (run / "config.json").exists():
+    saved = RunFolder(run).read_config()
+    if saved is None:
         return
     from pscl.methods import METHODS
-    saved = json.loads((run / "config.json").read_text())
     recorded = saved.get("method_options", {})
     config = copy.copy(config)
     if config.method in GUIDED and not config.classes:
@@ -165,7 +146,7 @@ def _check_method_options(run: Path, config) -> None:
     differing = {k: (recorded[k], v) for k, v in wanted.items() if k in recorded and recorded[k] != v}
     if differing:
         details = "; ".join(f"{k} {old!r} there, {new!r} now" for k, (old, new) in differing.items())
-        raise DataError(f"{run / 'config.json'}: pretrained with other method options than this bench runs "
+        raise DataError(f"{RunFolder(run).config_file}: pretrained with other method options than this bench runs "
                         f"({details}); bench into another --out, or delete it to redo it")
 
 
@@ -193,7 +174,7 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
     if method == "forest":
         from pscl.forest import evaluate_forest, train_forest
         t0 = time.time()
-        train_forest(data, run, _config(method, round_index, shots, profile, seed, stems))
+        train_forest(data, run, _config(method, round_index, shots, profile, seed, stems), overwrite=True)  # seconds
         t1 = time.time()
         scores = evaluate_forest(run, data, split="test")
         return {**head, "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
@@ -203,12 +184,12 @@ def _run_one(data: Path, method: str, round_index: int, shots: int, profile: str
     config = _config(spec, round_index, shots, profile, seed, stems, progress, init)
     _check_run(run, config)
     t0 = time.time()
-    finetune(data, run, config, resume=(run / "checkpoints" / "last.ckpt").exists())
+    finetune(data, run, config, resume=True)
     t1 = time.time()
     scores = evaluate(run, data, split="test")
     return {**head, "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
             "per_class": scores["per_class"],
-            "selected": json.loads((run / "config.json").read_text())["select"],
+            "selected": RunFolder(run).read_config()["select"],
             # the selection criterion: variants of a method are compared on it, never on test
             "val_dice_fg": read_model_file(run).get("val_dice_fg"),
             "config": scores["config"],
@@ -253,7 +234,7 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
                 continue
             path = out / "results" / method / f"round{r}.json"
             if path.exists():
-                check_cached(path, json.loads(path.read_text())["config"], _config(method, r, shots, profile, seed))
+                check_recorded(path, json.loads(path.read_text())["config"], _config(method, r, shots, profile, seed))
                 log(f"[skip] {method} round {r}: done")
                 continue
             log(f"[run ] {method} round {r}")
@@ -272,7 +253,7 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
                 continue
             cached = json.loads(path.read_text()) if path.exists() else None
             if cached is not None and cached["annotated"] == stems:
-                check_cached(path, cached["config"], _config(method, 0, shots, profile, seed, stems))
+                check_recorded(path, cached["config"], _config(method, 0, shots, profile, seed, stems))
                 continue
             log(f"[run ] {method} on the suggested image(s) {stems}")
             result = {**_run_one(data, method, 0, shots, profile, out, seed, progress, tag, stems),

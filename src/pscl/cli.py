@@ -90,6 +90,8 @@ def data_synth(out: Path, n: int = typer.Option(12, "--n", help="labelled images
 
 _PRECISION = typer.Option("auto", help="auto: bf16-mixed on GPUs and on CPUs with AMX or AVX512-BF16, "
                                          "fp32 elsewhere; or 32-true, bf16-mixed")
+_RESUME = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint (same settings)")
+_OVERWRITE = typer.Option(False, "--overwrite", help="replace the run already in --out")
 _PREDICT_PRECISION = typer.Option("auto", help="auto: bf16 autocast where the hardware has it (masks may differ from "
                                                 "fp32 on ~0.1 % of pixels); 32-true: fp32, the same on every CPU")
 
@@ -120,8 +122,13 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              semi_threshold: Optional[float] = typer.Option(None, help="--semi: confidence cap of the surest class (default 0.9)"),
              semi_ema: Optional[float] = typer.Option(None, help="--semi: teacher momentum (default 0.99)"),
              accelerator: str = "auto", devices: str = "1", precision: str = _PRECISION,
-             resume: bool = False, progress: bool = True) -> None:
+             resume: bool = _RESUME, overwrite: bool = _OVERWRITE, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
+    if init is not None and widths is not None:
+        from pscl.checkpoints import read_model_file
+        if _ints(widths) != tuple(read_model_file(init)["widths"]):
+            raise ValueError(f"--widths {widths} differs from the widths of --init {init} "
+                             f"({','.join(map(str, read_model_file(init)['widths']))}): the pretrained U-Net decides them")
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
                                        lr_contracting_init=lr_contracting_init, head_warmup=head_warmup,
                                        bn_frozen_steps=bn_frozen_steps,
@@ -133,7 +140,7 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                  init=str(init) if init else None, select=select, seed=seed,
                                  accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
                                  precision=precision, progress=progress, **overrides)
-    summary = api.finetune(data, out, config, resume=resume)
+    summary = api.finetune(data, out, config, resume=resume, overwrite=overwrite)
     console.print_json(json.dumps(summary))
 
 
@@ -154,7 +161,7 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              temperature: Optional[float] = None, momentum: Optional[float] = None,
              queue_size: Optional[int] = None, seed: int = 0,
              accelerator: str = "auto", devices: str = "1", precision: str = _PRECISION,
-             resume: bool = False, progress: bool = True) -> None:
+             resume: bool = _RESUME, overwrite: bool = _OVERWRITE, progress: bool = True) -> None:
     """Pretrain the U-Net without labels (unlabeled/ + train images, or a plain image folder)."""
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr,
                                        widths=_ints(widths) if widths else None).items() if v is not None}
@@ -165,7 +172,7 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                  shots=shots, round=round, annotated_in_batch=annotated_in_batch,
                                  devices=int(devices) if devices.isdigit() else devices, precision=precision,
                                  progress=progress, **overrides)
-    console.print_json(json.dumps(api.pretrain(data, out, config, resume=resume)))
+    console.print_json(json.dumps(api.pretrain(data, out, config, resume=resume, overwrite=overwrite)))
 
 
 @app.command()

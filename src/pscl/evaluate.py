@@ -9,6 +9,7 @@ from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import DataError, write_text
 from pscl.metrics import score_split
 from pscl.predict import segment, uses_bf16
+from pscl.run_folder import RunFolder
 
 
 def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "test",
@@ -21,14 +22,17 @@ def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "te
     Writes the result as JSON to ``out`` (default ``RUN/eval_<dataset>_<split>.json``).
     """
     bf16 = uses_bf16(precision, device)
+    if out is not None and Path(out).is_dir():
+        raise DataError(f"{out}: --out is a folder; give the JSON file to write")
     model, payload = load_model(run)
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
+    ds.require_consistent_splits()  # a test image also in train would be scored as if unseen
     if ds.classes is not None and ds.num_classes != model.num_classes:
         raise DataError(f"{ds.root}: {ds.num_classes} classes, but the model of {run} has {model.num_classes}")
     labels_of = lambda image: segment(model, image, tile, overlap, device=device, bf16=bf16, tta=tta).labels  # noqa: E731
     result = {"run": str(run), **score_split(ds, split, labels_of), "tta": tta,
               "precision": "bf16-mixed" if bf16 else "32-true", "config": payload.get("config")}
-    out = Path(out) if out else Path(run) / f"eval_{ds.name}_{split}.json"
+    out = Path(out) if out else RunFolder(run).eval_file(ds.name, split)
     write_text(out, json.dumps(result, indent=1, default=float))
     result["out"] = str(out)
     return result

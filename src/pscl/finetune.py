@@ -8,7 +8,6 @@ weights (``init``), 1e-3 everywhere otherwise. The model is selected on the val 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,10 +19,11 @@ from torch.utils.data import DataLoader
 from pscl.checkpoints import load_backbone, read_model_file, save_model
 from pscl.data.crops import RandomCropDataset, StreamSampler
 from pscl.data.folders import DatasetFolder, load_dataset
-from pscl.data.io import DataError, write_text
+from pscl.data.io import DataError
 from pscl.losses import class_weights, segmentation_loss
 from pscl.metrics import confusion_matrix, scores
 from pscl.nn import UNet
+from pscl.run_folder import RunFolder
 from pscl.training import RuntimeConfig, best_checkpoint, fit
 
 
@@ -166,31 +166,35 @@ def rarest_classes(masks: list[np.ndarray], num_classes: int, count: int) -> lis
 
 
 def annotated_stems(ds: DatasetFolder, config: FinetuneConfig) -> list[str]:
-    """The annotated train images a config trains on (explicit, all, or the round's shots)."""
-    if config.stems:
-        missing = [s for s in config.stems if s not in ds.splits.get("train", [])]
-        if missing:
-            raise DataError(f"{ds.root}: annotated stems {missing} are not in the train split")
-        return list(config.stems)
-    if config.all_train:
-        return ds.stems("train")
-    return ds.shots(config.shots, config.round)
+    """The annotated train images a config trains on (:meth:`DatasetFolder.annotated`)."""
+    return ds.annotated(config.shots, config.round, config.all_train, config.stems)
 
 
 def finetune(data: str | Path | DatasetFolder, out: str | Path, config: FinetuneConfig | None = None,
-             resume: bool = False) -> dict:
+             resume: bool = False, overwrite: bool = False) -> dict:
     """Train a segmentation U-Net on annotated images of ``data``; write the run folder ``out``.
 
-    The run folder holds ``config.json``, ``logs/metrics.csv``, Lightning checkpoints (resumable
-    with ``resume=True``) and the selected ``model.pt``. Returns a summary dict.
+    The run folder (:class:`pscl.run_folder.RunFolder`) holds ``config.json``, ``logs/metrics.csv``,
+    Lightning checkpoints and the selected ``model.pt``. Every input (options, annotated images,
+    val masks) is checked before anything is written. A folder holding a run is refused unless
+    ``resume`` (continue it: same settings; a finished run is returned as it is) or ``overwrite``.
+    Returns a summary dict.
     """
     config = config or FinetuneConfig()
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
     classes = ds.classes
     if classes is None:
         raise DataError(f"{ds.root}: fine-tuning needs a dataset folder with dataset.json and masks")
-    out = Path(out)
+    out, folder = Path(out), RunFolder(out)
     stems = annotated_stems(ds, config)
+    use_val = config.select == "val"
+    if use_val and not ds.splits.get("val"):
+        raise DataError(f"{ds.root}: split 'val' is missing or empty, so no model can be selected on it; "
+                        "add val images, or give --select last")
+    val_images = _WholeImages(ds, ds.stems("val")) if use_val else None  # reads and checks every val mask
+    resuming = folder.prepare(config, resume=resume, overwrite=overwrite)
+    if resume and folder.finished_with(config.steps):  # same settings (prepare checked): nothing to do
+        return _summary(folder, stems)
     config.dataset, config.annotated = str(ds.root), stems
     config.resolve_runtime()
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -205,7 +209,6 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
                               seed=config.seed, jitter_strength=config.jitter, rare_share=config.rare_crops,
                               rare_classes=rarest_classes(masks, len(classes), config.rare_classes))
-    use_val = config.select == "val" and bool(ds.splits.get("val"))
     weights = class_weights(masks, len(classes), power=config.class_weight_power)
     train_loader = DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(len(train)))
     if config.semi:
@@ -216,18 +219,22 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
             extra, batch_size=config.semi_batch or config.batch_size, sampler=StreamSampler(len(extra)))}
     else:
         module = SegmentationModule(model, cfg, weights, classes)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.json", json.dumps(cfg, indent=1))
-    val_loader = DataLoader(_WholeImages(ds, ds.stems("val")), batch_size=1) if use_val else None
+    folder.write_config(cfg)
+    val_loader = DataLoader(val_images, batch_size=1) if use_val else None
     trainer = fit(module, out, train_loader, config.steps, config.val_every, accelerator=config.accelerator, devices=config.devices,
                   precision=config.precision, progress=config.progress, val=val_loader,
-                  monitor="val_dice_fg" if use_val else None, resume=resume)
+                  monitor="val_dice_fg" if use_val else None, resume=resuming)
     chosen, best_val = "last", None
     best = best_checkpoint(trainer)
-    if best is not None:
+    if best is not None and Path(best.best_model_path).is_file():
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
         model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
         chosen, best_val = Path(best.best_model_path).name, float(best.best_model_score)
-    save_model(out, model.cpu(), cfg, classes, selected=chosen, val_dice_fg=best_val)
-    return {"run": str(out), "annotated": stems, "selected": chosen, "val_dice_fg": best_val,
-            "steps": int(trainer.global_step)}
+    save_model(out, model.cpu(), cfg, classes, selected=chosen, val_dice_fg=best_val, steps=int(trainer.global_step))
+    return _summary(folder, stems)
+
+
+def _summary(folder: RunFolder, stems: list[str]) -> dict:
+    payload = read_model_file(folder.path)
+    return {"run": str(folder.path), "annotated": stems, "selected": payload.get("selected"),
+            "val_dice_fg": payload.get("val_dice_fg"), "steps": payload.get("steps", payload["config"]["steps"])}

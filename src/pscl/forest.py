@@ -21,6 +21,7 @@ from skimage.feature import multiscale_basic_features, structure_tensor, structu
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import IGNORE_INDEX, DataError, atomic_write, write_text
 from pscl.metrics import score_split
+from pscl.run_folder import RunFolder
 
 SIGMAS = (1.0, 2.0, 4.0, 8.0, 16.0)
 
@@ -61,18 +62,20 @@ def _sample_pixels(mask: np.ndarray, budget: int, rng: np.random.Generator) -> n
     return np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
 
 
-def train_forest(data: str | Path | DatasetFolder, out: str | Path, config: ForestConfig | None = None) -> dict:
-    """Train the forest on the round's annotated image(s); write ``OUT/forest.pkl`` and config."""
+def train_forest(data: str | Path | DatasetFolder, out: str | Path, config: ForestConfig | None = None,
+                 overwrite: bool = False) -> dict:
+    """Train the forest on the round's annotated image(s); write ``OUT/forest.pkl`` and config (a
+    folder holding a run is refused unless ``overwrite``: :class:`pscl.run_folder.RunFolder`)."""
     from sklearn.ensemble import RandomForestClassifier
 
-    from pscl.finetune import FinetuneConfig, annotated_stems
     config = config or ForestConfig()
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
     if ds.classes is None:
         raise DataError(f"{ds.root}: the forest needs a dataset folder with masks")
-    stems = annotated_stems(ds, FinetuneConfig(shots=config.shots, round=config.round, all_train=config.all_train,
-                                               stems=config.stems))
+    stems = ds.annotated(config.shots, config.round, config.all_train, config.stems)
     config.annotated = stems
+    folder = RunFolder(out)
+    folder.prepare(overwrite=overwrite)
     rng = np.random.default_rng(config.seed)
     xs, ys = [], []
     for stem in stems:
@@ -83,10 +86,9 @@ def train_forest(data: str | Path | DatasetFolder, out: str | Path, config: Fore
     forest = RandomForestClassifier(n_estimators=config.trees, class_weight="balanced_subsample", n_jobs=config.jobs,
                                     random_state=config.seed)
     forest.fit(np.concatenate(xs), np.concatenate(ys))
-    out = Path(out)
     payload = {"forest": forest, "classes": ds.classes, "config": asdict(config)}
-    atomic_write(out / "forest.pkl", lambda p: p.write_bytes(pickle.dumps(payload)))
-    write_text(out / "config.json", json.dumps(asdict(config), indent=1))
+    folder.write_config(asdict(config))
+    atomic_write(folder.forest_file, lambda p: p.write_bytes(pickle.dumps(payload)))
     return {"run": str(out), "annotated": stems, "pixels": int(sum(len(y) for y in ys))}
 
 
@@ -99,11 +101,15 @@ def segment_forest(forest, image: np.ndarray, chunk: int = 200_000) -> np.ndarra
 
 def evaluate_forest(run: str | Path, data: str | Path | DatasetFolder, split: str = "test") -> dict:
     """Score a trained forest on a split, as :func:`pscl.evaluate.evaluate` does for a U-Net."""
-    payload = pickle.loads((Path(run) / "forest.pkl").read_bytes())
+    folder = RunFolder(run)
+    if not folder.forest_file.exists():
+        raise DataError(f"{folder.forest_file}: no forest here (train it first)")
+    payload = pickle.loads(folder.forest_file.read_bytes())
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
+    ds.require_consistent_splits()
     result = {"run": str(run), **score_split(ds, split, lambda im: segment_forest(payload["forest"], im)),
               "config": payload["config"]}
-    write_text(Path(run) / f"eval_{ds.name}_{split}.json", json.dumps(result, indent=1, default=float))
+    write_text(folder.eval_file(ds.name, split), json.dumps(result, indent=1, default=float))
     return result
 
 

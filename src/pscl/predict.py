@@ -21,7 +21,8 @@ import numpy as np
 from pscl.calibration import read_calibration
 from pscl.data.databar import cut_data_bar
 from pscl.data.folders import list_images
-from pscl.data.io import DataError, is_image_file, normalize_intensity, read_image, write_png, write_text
+from pscl.data.io import (DataError, is_image_file, normalize_intensity, read_image, require_segmentable,
+                          write_png, write_text)
 from pscl.tiling import Segmentation, TileModel, segment_tiled, with_tta
 
 PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
@@ -163,6 +164,7 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
     for path in collect_inputs(source):
         raw = read_image(path)
         specimen, cut = cut_data_bar(raw, crop_bottom, path)
+        require_segmentable(specimen, path)
         image = normalize_intensity(specimen)
         seg = segment_tiled(tile_model, image, len(classes), tile, overlap)
         write_png(out / f"{path.stem}_mask.png", seg.labels)

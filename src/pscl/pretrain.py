@@ -1,7 +1,6 @@
 """Self-supervised pretraining of the U-Net on every image of a folder, without labels."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -11,17 +10,19 @@ from pscl.checkpoints import save_model
 from pscl.cpu import on_gpu
 from pscl.data.crops import GuidedBatches, RandomCropDataset, StreamSampler
 from pscl.data.folders import DatasetFolder, load_dataset
-from pscl.data.io import DataError, load_micrograph, write_text
+from pscl.data.io import DataError, load_micrograph
 from pscl.methods import GUIDED, METHODS, PretrainConfig, build_method
+from pscl.run_folder import RunFolder
 from pscl.training import fit
 
 
 def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: PretrainConfig | None = None,
-             resume: bool = False) -> dict:
+             resume: bool = False, overwrite: bool = False) -> dict:
     """Pretrain with ``config.method`` on unlabeled/ plus the train images (or a plain folder).
 
     Writes ``out/model.pt`` (the whole U-Net, heads dropped, with the config) for
-    ``finetune(init=out)``, plus Lightning checkpoints (``resume=True`` continues) and logs.
+    ``finetune(init=out)``, plus Lightning checkpoints and logs. A folder holding a run is refused
+    unless ``resume`` (same settings) or ``overwrite`` (:meth:`pscl.run_folder.RunFolder.prepare`).
     """
     import lightning as L
 
@@ -37,12 +38,8 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
         if ds.classes is None:
             raise DataError(f"{ds.root}: {config.method} needs a dataset folder with annotated images")
         config.classes = list(ds.classes)
-        if config.annotated:  # explicit images (e.g. `pscl suggest`'s pick) override shots/round
-            missing = [s for s in config.annotated if s not in ds.splits.get("train", [])]
-            if missing:
-                raise DataError(f"{ds.root}: annotated stems {missing} are not in the train split")
-        else:
-            config.annotated = ds.shots(config.shots, config.round)
+        # explicit images (e.g. `pscl suggest`'s pick) override shots/round
+        config.annotated = ds.annotated(config.shots, config.round, stems=config.annotated)
         annotated, masks = map(list, zip(*(ds.load_pair(s) for s in config.annotated)))
         hp = METHODS[config.method].hparams_for(config)
         cover = None if hp.annotated_crop == "uniform" else dict(
@@ -55,15 +52,17 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
         crops = RandomCropDataset(images, None, config.crop, config.checkpoint_every * config.batch_size,
                                   seed=config.seed, augment=False)
         loader = DataLoader(crops, batch_size=config.batch_size, sampler=StreamSampler(len(crops)), drop_last=True)
+    folder = RunFolder(out)
+    resuming = folder.prepare(config, resume=resume, overwrite=overwrite)
+    if resume and folder.finished_with(config.steps):
+        return {"run": str(out), "method": config.method, "steps": config.steps, "images": len(paths)}
     L.seed_everything(config.seed, workers=True, verbose=False)
     method = build_method(config)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cfg = {**asdict(config), "method_options": asdict(method.hp), "images": len(paths)}
-    write_text(out / "config.json", json.dumps(cfg, indent=1))
-    trainer = fit(method, out, loader, config.steps, config.checkpoint_every, accelerator=config.accelerator,
+    folder.write_config(cfg)
+    trainer = fit(method, folder.path, loader, config.steps, config.checkpoint_every, accelerator=config.accelerator,
                   devices=config.devices,
-                  precision=config.precision, progress=config.progress, resume=resume,
+                  precision=config.precision, progress=config.progress, resume=resuming,
                   # SyncBatchNorm exists for GPUs only; on CPU processes BatchNorm stays per process
                   sync_batchnorm=trainer_devices(config.devices) > 1 and on_gpu(config.accelerator),
                   processes=trainer_devices(config.devices))

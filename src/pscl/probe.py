@@ -64,7 +64,7 @@ def linear_probe(data: str | Path | DatasetFolder, init: str | Path | None, conf
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
     if ds.classes is None:
         raise DataError(f"{ds.root}: a linear probe needs a dataset folder with dataset.json and masks")
-    stems = list(config.stems) if config.stems else ds.shots(config.shots, config.round)
+    stems = ds.annotated(config.shots, config.round, stems=config.stems)
     torch.manual_seed(config.seed)
     widths = tuple(read_model_file(init)["widths"]) if init else tuple(config.widths)
     model = UNet(ds.num_classes, widths)

@@ -93,7 +93,7 @@ def _timed(step, c: SpeedConfig) -> dict:
 
 def _pretrain_speed(method: str, cfg: dict) -> dict:
     import torch
-    from pscl.cpu import fast_layout
+    from pscl.cpu import fast_layout, trains_channels_last
     from pscl.data.synth import CLASSES
     from pscl.data.views import make_views
     from pscl.methods import GUIDED, PretrainConfig, build_method
@@ -103,7 +103,8 @@ def _pretrain_speed(method: str, cfg: dict) -> dict:
     torch.manual_seed(0)
     model = build_method(PretrainConfig(method=method, widths=c.widths, crop=c.crop, batch_size=c.pretrain_batch,
                                         classes=CLASSES if method in GUIDED else None))
-    fast_layout(model, c.channels_last and model.channels_last)  # as a run does (pscl.training.fit)
+    # as a run does (pscl.training.fit)
+    fast_layout(model, c.channels_last and (model.channels_last or trains_channels_last("cpu")))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     batch = _batch(c.pretrain_batch, c.crop)
 
@@ -123,12 +124,13 @@ def _pretrain_speed(method: str, cfg: dict) -> dict:
 
 def _finetune_speed(cfg: dict) -> dict:
     import torch
+    from pscl.cpu import fast_layout, trains_channels_last
     from pscl.losses import segmentation_loss
     from pscl.nn import UNet
     c = SpeedConfig(**cfg)
     precision, autocast = _setup(c)
     torch.manual_seed(0)
-    net = UNet(5, c.widths)  # fine-tuning trains in NCHW (pscl.training.fit): channels_last was slower
+    net = fast_layout(UNet(5, c.widths), c.channels_last and trains_channels_last("cpu"))  # as pscl.training.fit
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x = _batch(c.finetune_batch, c.finetune_crop)["image"]
     y = torch.randint(0, 5, (c.finetune_batch, c.finetune_crop, c.finetune_crop))

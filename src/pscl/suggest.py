@@ -168,10 +168,9 @@ def _model(data: DatasetFolder, config: SuggestConfig, out: Path):
     from pscl.profiles import profile_settings
 
     run = Path(config.init) if config.init else out / "pretrain"
-    if config.init is None and not (run / "model.pt").exists():
+    if config.init is None:  # resumes a killed pretraining; a finished one is returned as it is
         pretrain(data, run, PretrainConfig(method="simclr", seed=config.seed, progress=False,
-                                           **profile_settings(config.pretrain_profile, "pretrain")),
-                 resume=(run / "checkpoints" / "last.ckpt").exists())
+                                           **profile_settings(config.pretrain_profile, "pretrain")), resume=True)
         config.init = str(run)
     return load_model(run)[0]
 

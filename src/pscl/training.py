@@ -55,11 +55,11 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     were unfinished) and, with ``monitor``, ``best.ckpt`` (maximum of that validation metric).
     """
     quiet_lightning()
-    from pscl.cpu import fast_layout, resolve_precision
+    from pscl.cpu import fast_layout, resolve_precision, trains_channels_last
     precision = resolve_precision(precision, accelerator)
-    # channels_last where it was measured faster (`pscl bench speed`): forward passes and encoder-only
-    # training; backward through the decoder ran 0.8x in it on an AVX2 EPYC, so modules opt in
-    fast_layout(module, getattr(module, "channels_last", False))
+    # channels_last where it was measured faster (pscl.cpu): encoder-only training always; through
+    # the decoder on AVX-512 CPUs (its backward ran 0.8x in it on an AVX2 EPYC)
+    fast_layout(module, getattr(module, "channels_last", False) or trains_channels_last(accelerator))
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     resuming = resume and last.exists()

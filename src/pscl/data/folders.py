@@ -21,7 +21,7 @@ import numpy as np
 
 from pscl.data.databar import rows_to_cut
 from pscl.data.io import (IGNORE_INDEX, DataError, is_image_file, load_micrograph, normalize_intensity,
-                          read_image, read_mask)
+                          read_image, read_mask, require_segmentable)
 
 SPLITS = ("train", "val", "test")
 
@@ -101,6 +101,7 @@ class DatasetFolder:
         rows = rows_to_cut(image, self.crop_bottom, image_path)
         if rows:  # the data bar is neither trained on nor scored
             image, mask = image[:-rows], mask[:-rows]
+        require_segmentable(image, image_path)
         bad = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
         if bad.any():
             raise DataError(f"{mask_path}: class index {int(mask[bad].max())} out of range "
@@ -116,6 +117,49 @@ class DatasetFolder:
         if not self.labelled:
             return [self.image_path(s) for s in self.splits["all"]]
         return self.unlabeled_paths() + [self.image_path(s) for s in self.splits.get("train", [])]
+
+    def annotated(self, shots: int = 1, round_index: int = 0, all_train: bool = False,
+                  stems: list[str] | None = None) -> list[str]:
+        """The annotated train images of a run: explicit ``stems``, the whole train split
+        (``all_train``), or the ``shots`` images of round ``round_index`` (:meth:`shots`).
+
+        The one rule every stage uses (fine-tuning, PSCL pretraining, probe, forest, bench). Refuses
+        what `pscl data check` refuses and what would silently train on something else than asked:
+        a stem in two splits or listed twice, stems outside the train split, more shots than train
+        images, a negative round.
+        """
+        self.require_consistent_splits()
+        train = self.stems("train")
+        if stems:
+            missing = [s for s in stems if s not in train]
+            if missing:
+                raise DataError(f"{self.root}: annotated stems {missing} are not in the train split")
+            return list(stems)
+        if all_train:
+            return train
+        if shots > len(train):
+            raise ValueError(f"--shots {shots} exceeds the {len(train)} train images of {self.root}; "
+                             "use --all-train to train on all of them")
+        if round_index < 0:
+            raise ValueError(f"--round must be >= 0, got {round_index}")
+        return self.shots(shots, round_index)
+
+    def split_problems(self) -> list[str]:
+        """Stems listed twice, within a split or across splits (a test image trained on)."""
+        meta_path, seen, problems = self.root / "dataset.json", {}, []
+        for split, stems in self.splits.items():
+            for stem in stems:
+                if stem in seen:
+                    problems.append(f"{meta_path}: stem {stem!r} listed twice ({seen[stem]} and {split})")
+                else:
+                    seen[stem] = split
+        return problems
+
+    def require_consistent_splits(self) -> None:
+        """Raise DataError naming every stem listed twice (see :meth:`split_problems`)."""
+        problems = self.split_problems()
+        if problems:
+            raise DataError("; ".join(problems) + " (`pscl data check` lists every problem)")
 
     def shots(self, k: int, round_index: int) -> list[str]:
         """The ``k`` annotated train images of round ``round_index``.
@@ -182,20 +226,15 @@ def check_dataset(path: str | Path) -> list[str]:
                 problems.append(str(exc))
         return problems
     meta_path = ds.root / "dataset.json"
-    seen: dict[str, str] = {}
     for split in SPLITS:
         if not ds.splits.get(split):
             problems.append(f"{meta_path}: split {split!r} is missing or empty")
-    for split, stems in ds.splits.items():
-        for stem in stems:
-            if stem in seen:
-                problems.append(f"{meta_path}: stem {stem!r} listed twice ({seen[stem]} and {split})")
-                continue
-            seen[stem] = split
-            try:
-                ds.load_pair(stem)  # reads image and mask, checks size and class range
-            except DataError as exc:
-                problems.append(str(exc))
+    problems += ds.split_problems()
+    for stem in dict.fromkeys(s for stems in ds.splits.values() for s in stems):
+        try:
+            ds.load_pair(stem)  # reads image and mask, checks size, class range and minimum size
+        except DataError as exc:
+            problems.append(str(exc))
     for folder in ("images", "masks"):
         stems_on_disk = [p.stem for p in list_images(ds.root / folder)] if (ds.root / folder).is_dir() else []
         for stem in sorted({s for s in stems_on_disk if stems_on_disk.count(s) > 1}):

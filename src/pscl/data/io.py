@@ -36,6 +36,18 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
 
+MIN_SIDE = 8  # px: the U-Net's coarsest grid; anything smaller is no micrograph
+
+
+def require_segmentable(image: np.ndarray, path: str | Path) -> np.ndarray:
+    """``image`` if each side has at least :data:`MIN_SIDE` pixels (after the data bar is cut); else a
+    DataError naming ``path``: a 1x1 "micrograph" would be trained on and averaged into fractions."""
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise DataError(f"{path}: image of {image.shape[1]}x{image.shape[0]} px is too small to segment "
+                        f"(each side needs at least {MIN_SIDE} px)")
+    return image
+
+
 def _read_array(path: Path) -> np.ndarray:
     if not path.exists():
         raise DataError(f"{path}: file does not exist")
@@ -123,7 +135,7 @@ def load_micrograph(path: str | Path, crop_bottom: int | str | None = "auto") ->
     (:mod:`pscl.data.databar`), a number cuts that many rows, None keeps every row."""
     from pscl.data.databar import cut_data_bar  # databar imports this module
 
-    return normalize_intensity(cut_data_bar(read_image(path), crop_bottom, path)[0])
+    return normalize_intensity(require_segmentable(cut_data_bar(read_image(path), crop_bottom, path)[0], path))
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

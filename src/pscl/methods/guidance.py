@@ -24,6 +24,8 @@ import torch
 
 from pscl.data.crops import GuidedBatches
 from pscl.data.folders import DatasetFolder, load_dataset
+from pscl.data.io import DataError
+from pscl.run_folder import RunFolder
 from pscl.data.views import cell_coverage, make_views
 
 PAPER_PROTOCOL = {"template_purity": 0.0, "annotated_crop": "uniform", "decline": False}
@@ -35,7 +37,7 @@ def _load_method(config, init: str | Path | None):
     from pscl.methods import build_method
     method = build_method(config)
     if init:
-        ckpt = Path(init) / "checkpoints" / "last.ckpt"
+        ckpt = RunFolder(init).last_checkpoint
         if not ckpt.exists():
             raise FileNotFoundError(f"{ckpt}: the diagnostic needs the pretraining's heads (its last checkpoint)")
         state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
@@ -55,7 +57,9 @@ def _config(init, profile: str | None, options: dict, seed: int, round_index: in
     if init is None:
         return pretrain_config(profile, method="pscl-simclr", options=options, seed=seed, round=round_index,
                                accelerator="cpu", progress=False)
-    recorded = json.loads((Path(init) / "config.json").read_text())
+    recorded = RunFolder(init).read_config()
+    if recorded is None:
+        raise DataError(f"{init}: no config.json (not a pretraining run folder)")
     names = {f.name for f in fields(PretrainConfig)} - {"method", "options", "annotated", "classes", "round", "seed"}
     kept = {k: v for k, v in recorded.items() if k in names}
     recorded_options = {k: v for k, v in recorded.get("options", {}).items()}
@@ -93,7 +97,7 @@ def measure_guidance(data: str | Path | DatasetFolder, init: str | Path | None, 
     override the PSCL-SimCLR options, e.g. :data:`PAPER_PROTOCOL`)."""
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
     config = _config(init, profile, dict(options or {}), seed, round_index)
-    config.classes, config.annotated = list(ds.classes), ds.shots(1, round_index)
+    config.classes, config.annotated = list(ds.classes), ds.annotated(1, round_index)
     method = _load_method(config, init)
     hp, c = method.hp, ds.num_classes
     g = torch.Generator().manual_seed(seed)

@@ -89,7 +89,9 @@ class PatchSample:
 class PSCLBase(PretrainMethod):
     """Heads and patch sampling shared by both variants."""
 
-    channels_last = False  # the patch loss trains the decoder, whose backward is slower in NHWC here
+    # the patch loss trains the decoder, whose backward is slower in NHWC on AVX2-only CPUs
+    # (pscl.training.fit switches it on where faster: pscl.cpu.trains_channels_last)
+    channels_last = False
 
     def __init__(self, config):
         super().__init__(config)
