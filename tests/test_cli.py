@@ -71,3 +71,36 @@ def test_finetune_options_for_one_image_reach_the_saved_config(synth_data, tmp_p
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["semi"], config["semi_threshold"], config["rare_crops"], config["bn_frozen_steps"]) == (True, 0.8, 0.3, 1)
     assert config["precision"] in ("32-true", "bf16-mixed")  # 'auto' resolved to what ran
+
+
+def test_version_and_short_help():
+    from pscl import __version__
+    r = invoke("--version")
+    assert r.exit_code == 0 and __version__ in r.output
+    r = invoke("finetune", "-h")
+    assert r.exit_code == 0 and "--overwrite" in r.output and "--resume" in r.output
+
+
+def test_gpu_without_a_gpu_is_one_clear_line_and_no_folder(synth_data, tmp_path):
+    import pytest
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    r = invoke("finetune", synth_data, "--out", tmp_path / "run", "--accelerator", "gpu", "--profile", "smoke")
+    assert r.exit_code == 1 and "--accelerator gpu: no CUDA GPU is visible" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_says_how_to_continue(synth_data, tmp_path, monkeypatch):
+    import pscl.api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pscl.api, "finetune", interrupted)
+    r = invoke("finetune", synth_data, "--out", tmp_path / "run", "--profile", "smoke")
+    assert r.exit_code == 130 and "interrupted" in r.output and "--resume" in r.output
+
+
+def test_export_to_a_folder_is_refused(tiny_run, tmp_path):
+    r = invoke("export", tiny_run, "--onnx", tmp_path)
+    assert r.exit_code == 1 and "--onnx is a folder" in r.output

@@ -105,3 +105,29 @@ def test_report_numbers_and_html(tiny_run, synth_data, tmp_path):
     total = int(page.split('data-images-total="')[1].split('"')[0])
     decoded = int(page.split('data-images-decoded="')[1].split('"')[0])
     assert total >= len(stems) and decoded == total  # every overlay and histogram decodes
+
+
+def test_report_refuses_a_wrong_truth_or_groups_and_says_partial_truth(tiny_run, synth_data, tmp_path):
+    from pscl.data.io import DataError
+    from pscl.report import make_report
+
+    pred = tmp_path / "pred"
+    predict(tiny_run, synth_data / "images", pred, tile=64, overlap=16)
+    with pytest.raises(DataError, match="--truth is not a folder"):
+        make_report(pred, truth=tmp_path / "nowhere")
+    with pytest.raises(DataError, match="--truth holds no mask named like the predicted images"):
+        make_report(pred, truth=tmp_path)
+    with pytest.raises(DataError, match="--groups names images that are not in .*: ghost"):
+        make_report(pred, groups={"ghost": "A"})
+    assert not (pred / "report").exists()
+    partial = tmp_path / "truth"
+    partial.mkdir()
+    stems = sorted(json.loads((pred / "predictions.json").read_text())["images"])
+    for stem in stems[:2]:
+        shutil.copy(synth_data / "masks" / f"{stem}.png", partial)
+    result = make_report(pred, truth=partial)
+    sample = next(iter(result["samples"].values()))
+    assert sample["truth_images"] == 2 and sample["fractions"]["fields"] == len(stems)
+    on_truth = np.mean([result["images"][s]["fractions"] for s in stems[:2]], 0)
+    assert list(sample["predicted_on_truth_images"].values()) == pytest.approx(on_truth)
+    assert f"the 2 of {len(stems)} images with truth" in (Path(result["out"]) / "report.html").read_text()

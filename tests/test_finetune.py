@@ -114,3 +114,23 @@ def test_rare_class_crops_show_the_rare_class_and_leave_the_stream_alone_when_of
     plain = RandomCropDataset([image], [mask], 48, 10, seed=1)
     off = RandomCropDataset([image], [mask], 48, 10, seed=1, rare_share=0.0, rare_classes=[2])
     assert all(torch.equal(plain[i][0], off[i][0]) for i in range(10))
+
+
+def test_poly_schedule_decays_every_learning_rate_to_zero():
+    from dataclasses import asdict
+
+    from pscl.finetune import SegmentationModule
+    from pscl.nn import UNet
+    config = asdict(FinetuneConfig(steps=10, lr_schedule="poly", init="x", **TINY))
+    setup = SegmentationModule(UNet(3, TINY["widths"]), config, torch.ones(3), ["a", "b", "c"]).configure_optimizers()
+    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
+    seen = []
+    for _ in range(10):
+        seen.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    assert seen[0] == [1e-4, 1e-3]
+    assert seen[5] == pytest.approx([1e-4 * 0.5 ** 0.9, 1e-3 * 0.5 ** 0.9])
+    assert [g["lr"] for g in optimizer.param_groups] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, poly"):
+        FinetuneConfig(lr_schedule="cosine")

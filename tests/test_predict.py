@@ -1,4 +1,5 @@
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -71,3 +72,40 @@ def test_predict_reads_16bit_tiff_and_rgb_png(tiny_run, tmp_path):
     mask = np.array(Image.open(tmp_path / "out" / "in16_mask.png"))
     assert mask.shape == (90, 120) and mask.max() < 3
     assert np.array(Image.open(tmp_path / "out" / "rgb_overlay.png")).shape == (90, 120, 3)
+
+
+@pytest.mark.parametrize("um_per_px", [-1.0, 0.0, float("nan"), float("inf")])
+def test_a_bad_pixel_size_is_refused_before_any_output(tiny_run, synth_data, tmp_path, um_per_px):
+    with pytest.raises(ValueError, match="--um-per-px must be a positive number"):
+        predict(tiny_run, synth_data / "images", tmp_path / "out", um_per_px=um_per_px)
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_equal_to_the_input_folder_or_a_file_is_refused(tiny_run, tmp_path):
+    from PIL import Image
+    from pscl.data.io import DataError
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(DataError, match="--out is the folder of the input images"):
+        predict(tiny_run, tmp_path, tmp_path, tile=64, overlap=16)
+    with pytest.raises(DataError, match="--out is a file"):
+        predict(tiny_run, tmp_path, tmp_path / "a.png", tile=64, overlap=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_unreadable_images_do_not_stop_the_readable_ones(tiny_run, tmp_path):
+    from PIL import Image
+    from pscl.data.io import DataError
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "c"):
+        Image.fromarray((rng.random((70, 90)) * 255).astype(np.uint8)).save(src / f"{name}.png")
+    (src / "b.png").write_bytes(b"not a png")
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(src / "d.png")
+    seen = []
+    with pytest.raises(DataError, match=r"(?s)2 of 4 image\(s\) not segmented.*b.png: unreadable image.*d.png: image of 1x1"):
+        predict(tiny_run, src, tmp_path / "out", tile=64, overlap=16, progress=lambda *a: seen.append(a))
+    assert sorted(p.name for p in (tmp_path / "out").glob("*_mask.png")) == ["a_mask.png", "c_mask.png"]
+    meta = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert set(meta["images"]) == {"a", "c"} and len(meta["failed"]) == 2
+    assert seen[-1][:2] == (4, 4) and any(0 < p % 1 < 1 for p, *_ in seen)  # strips of a tiled image count

@@ -25,16 +25,18 @@ class _LazyAPI:
 
 api = _LazyAPI()
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+_HELP = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, context_settings=_HELP,
                   help="Segment metal microstructures from one annotated micrograph (PSCL).")
-data_app = typer.Typer(no_args_is_help=True, help="Dataset folders: check, synthesise.")
+data_app = typer.Typer(no_args_is_help=True, context_settings=_HELP, help="Dataset folders: check, synthesise.")
 app.add_typer(data_app, name="data")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages carry paths: never break them
 
 
 def _errors_exit(fn):
-    """Bad input ends in one clear message naming the file and problem, and exit status 1."""
+    """Bad input ends in one clear message naming the file and problem, and exit status 1; Ctrl-C
+    in a short note (exit 130): every output is written atomically, runs resume."""
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -42,7 +44,24 @@ def _errors_exit(fn):
         except (DataError, ValueError, FloatingPointError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1)
+        except KeyboardInterrupt:
+            err.print("interrupted; nothing half-written is left. A training run continues with the same "
+                      "command and --resume.", highlight=False)
+            raise typer.Exit(130)
     return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        from pscl import __version__
+        console.print(f"pscl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Segment metal microstructures from one annotated micrograph (PSCL)."""
 
 
 def _ints(text: str, option: str = "--widths") -> tuple[int, ...]:
@@ -90,8 +109,19 @@ def data_synth(out: Path, n: int = typer.Option(12, "--n", help="labelled images
 
 _PRECISION = typer.Option("auto", help="auto: bf16-mixed on GPUs and on CPUs with AMX or AVX512-BF16, "
                                          "fp32 elsewhere; or 32-true, bf16-mixed")
+_PROFILE = typer.Option("quick", help="budget preset (" + ", ".join(PROFILES) + "): quick for a 2-core CPU, paper for "
+                                         "a GPU; options below override it")
+
+
+def _opt(what: str):
+    """An option whose default comes from --profile (so the help says so)."""
+    return typer.Option(None, help=f"{what} (default: from --profile)", show_default=False)
+
+
 _RESUME = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint (same settings)")
 _OVERWRITE = typer.Option(False, "--overwrite", help="replace the run already in --out")
+_TILE = typer.Option(512, help="tile side in px (memory grows with it)")
+_OVERLAP = typer.Option(128, help="overlap of neighbouring tiles in px (blended)")
 _PREDICT_PRECISION = typer.Option("auto", help="auto: bf16 autocast where the hardware has it (masks may differ from "
                                                 "fp32 on ~0.1 % of pixels); 32-true: fp32, the same on every CPU")
 
@@ -102,11 +132,14 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              shots: int = 1, round: int = typer.Option(0, "--round", help="which annotated image(s)"),
              all_train: bool = typer.Option(False, help="train on the whole train split"),
              init: Optional[Path] = typer.Option(None, help="pretrained run to start from"),
-             profile: Optional[str] = typer.Option(None, help="budget preset: " + ", ".join(PROFILES)),
-             steps: Optional[int] = None, batch_size: Optional[int] = None, crop: Optional[int] = None,
-             lr: Optional[float] = None, widths: Optional[str] = typer.Option(None, help="e.g. 32,64,128,256"),
-             val_every: Optional[int] = None, select: str = "val", seed: int = 0,
+             profile: str = _PROFILE,
+             steps: Optional[int] = _opt("optimiser steps"), batch_size: Optional[int] = _opt("crops per step"),
+             crop: Optional[int] = _opt("crop side in px"), lr: Optional[float] = _opt("learning rate (Adam)"),
+             widths: Optional[str] = _opt("U-Net channel widths, e.g. 32,64,128,256"),
+             val_every: Optional[int] = _opt("steps between validations and checkpoints"),
+             select: str = typer.Option("val", help="val: the best val Dice (fg); last: the last step"), seed: int = 0,
              lr_contracting_init: Optional[float] = typer.Option(None, help="with --init: lr of the contracting path"),
+             lr_schedule: Optional[str] = typer.Option(None, help="constant (default) or poly: lr x (1 - step/steps)^0.9"),
              head_warmup: Optional[int] = typer.Option(None, help="with --init: first steps train only the classifier (LP-FT)"),
              bn_frozen_steps: Optional[int] = typer.Option(
                  None, help="with --init: BatchNorm keeps the pretrained statistics for the first N steps (default 0)"),
@@ -131,6 +164,7 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                              f"({','.join(map(str, read_model_file(init)['widths']))}): the pretrained U-Net decides them")
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
                                        lr_contracting_init=lr_contracting_init, head_warmup=head_warmup,
+                                       lr_schedule=lr_schedule,
                                        bn_frozen_steps=bn_frozen_steps,
                                        class_weight_power=class_weight_power,
                                        dice_weight=dice_weight, jitter=jitter, rare_crops=rare_crops,
@@ -155,9 +189,10 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              scales: Optional[str] = typer.Option(None, help="PSCL: decoder scales, e.g. 0,1,2 or 2"),
              sampling: Optional[str] = typer.Option(None, help="PSCL: similarity or random"),
              annotated_in_batch: bool = typer.Option(True, help="PSCL: keep the annotated image in every batch"),
-             profile: Optional[str] = typer.Option(None, help="budget preset: " + ", ".join(PROFILES)),
-             steps: Optional[int] = None, batch_size: Optional[int] = None, crop: Optional[int] = None,
-             lr: Optional[float] = None, widths: Optional[str] = typer.Option(None, help="e.g. 32,64,128,256"),
+             profile: str = _PROFILE,
+             steps: Optional[int] = _opt("optimiser steps"), batch_size: Optional[int] = _opt("crops per step"),
+             crop: Optional[int] = _opt("crop side in px"), lr: Optional[float] = _opt("learning rate"),
+             widths: Optional[str] = _opt("U-Net channel widths, e.g. 32,64,128,256"),
              temperature: Optional[float] = None, momentum: Optional[float] = None,
              queue_size: Optional[int] = None, seed: int = 0,
              accelerator: str = "auto", devices: str = "1", precision: str = _PRECISION,
@@ -178,7 +213,7 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
 @app.command()
 @_errors_exit
 def evaluate(run: Path, data: Path, split: str = "test", out: Optional[Path] = None,
-             tile: int = 512, overlap: int = 128,
+             tile: int = _TILE, overlap: int = _OVERLAP,
              tta: bool = typer.Option(False, "--tta", help="average over the 8 flips and quarter turns (8x the time)"),
              precision: str = _PREDICT_PRECISION) -> None:
     """Score a run on a split of a dataset folder; print a table, write JSON."""
@@ -212,7 +247,7 @@ def predict(run: Path = typer.Argument(..., help="run folder (with --onnx: the i
             onnx: Optional[Path] = typer.Option(None, help="exported model: ONNX Runtime, no torch"),
             um_per_px: Optional[float] = typer.Option(None, help="pixel size (overrides the file's metadata)"),
             crop_bottom: str = typer.Option("auto", help="SEM data bar: auto, none, or a number of rows"),
-            tile: int = 512, overlap: int = 128,
+            tile: int = _TILE, overlap: int = _OVERLAP,
             tta: bool = typer.Option(False, "--tta", help="average over the 8 flips and quarter turns (8x the time)"),
             precision: str = _PREDICT_PRECISION) -> None:
     """Segment micrographs of any size; write masks, overlays, phase_fractions.csv, predictions.json."""
@@ -222,9 +257,17 @@ def predict(run: Path = typer.Argument(..., help="run folder (with --onnx: the i
         run, source = None, run
     if source is None:
         raise ValueError("give a run folder and the images: pscl predict RUN IMAGES --out DIR")
-    results = run_predict(run, source, out, tile=tile, overlap=overlap, onnx=onnx, um_per_px=um_per_px, tta=tta,
-                          precision=precision,
-                          crop_bottom=None if crop_bottom == "none" else crop_bottom)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.1f}/{task.total} images"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("segmenting", total=None)
+
+        def advance(position: float, total: int, name: str) -> None:
+            bar.update(task, completed=position, total=total, description=name or "done")
+        results = run_predict(run, source, out, tile=tile, overlap=overlap, onnx=onnx, um_per_px=um_per_px, tta=tta,
+                              precision=precision, crop_bottom=None if crop_bottom == "none" else crop_bottom,
+                              progress=advance)
     console.print(f"segmented {len(results)} image(s); outputs in {out} (phase_fractions.csv, predictions.json)")
 
 

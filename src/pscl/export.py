@@ -30,12 +30,18 @@ def export_onnx(run: str | Path, path: str | Path, opset: int = 18) -> Path:
     """Write the U-Net of ``run`` as an ONNX file at ``path`` (atomically); return the path."""
     import onnx
 
+    from pscl.data.io import DataError
+    if Path(path).is_dir():
+        raise DataError(f"{path}: --onnx is a folder; give the .onnx file to write")
     model, payload = load_model(run)
     example = torch.rand(1, 1, 64, 64)
     batch, height, width = (torch.export.Dim(n, min=1, max=65536) for n in ("batch", "height", "width"))
-    program = torch.onnx.export(_Logits(model).eval(), (example,), input_names=["image"], output_names=["logits"],
-                                dynamic_shapes={"image": {0: batch, 2: height, 3: width}}, opset_version=opset,
-                                dynamo=True, verbose=False)
+    import warnings
+    with warnings.catch_warnings():  # the exporter probes for torchvision, which pscl does not use
+        warnings.filterwarnings("ignore", ".*torchvision.*")
+        program = torch.onnx.export(_Logits(model).eval(), (example,), input_names=["image"], output_names=["logits"],
+                                    dynamic_shapes={"image": {0: batch, 2: height, 3: width}},
+                                    opset_version=opset, dynamo=True, verbose=False)
     proto = program.model_proto
     meta = {"classes": payload.get("classes") or [f"class{i}" for i in range(model.num_classes)],
             "widths": list(model.widths), "config": payload.get("config"), "source_run": str(run)}

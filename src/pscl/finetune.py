@@ -27,6 +27,9 @@ from pscl.run_folder import RunFolder
 from pscl.training import RuntimeConfig, best_checkpoint, fit
 
 
+LR_SCHEDULES = ("constant", "poly")
+
+
 @dataclass
 class FinetuneConfig(RuntimeConfig):
     """Everything that defines a fine-tuning run; saved with its checkpoints and results."""
@@ -41,6 +44,9 @@ class FinetuneConfig(RuntimeConfig):
     crop: int = 128
     lr: float = 1e-3
     lr_contracting_init: float = 1e-4
+    # "constant", or "poly": every lr times (1 - step / steps)^0.9 (nnU-Net's schedule), which lets a
+    # long run settle instead of ending on a noisy step
+    lr_schedule: str = "constant"
     # LP-FT (Kumar et al., ICLR 2022): the first steps train only the fresh classifier on frozen
     # features (BatchNorm statistics kept), so that its early random gradients do not distort
     # pretrained features; then everything trains as usual
@@ -75,6 +81,8 @@ class FinetuneConfig(RuntimeConfig):
     def __post_init__(self) -> None:
         if self.select not in ("val", "last"):
             raise ValueError(f"select must be 'val' or 'last', got {self.select!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         self.check_positive("steps", "batch_size", "crop", "val_every", "shots")
         if not 0 <= self.dice_weight <= 1:
             raise ValueError(f"dice_weight must be between 0 and 1, got {self.dice_weight}")
@@ -143,7 +151,12 @@ class SegmentationModule(L.LightningModule):
                       {"params": self.model.expanding_parameters(), "lr": self.config["lr"]}]
         else:
             groups = [{"params": self.model.parameters(), "lr": self.config["lr"]}]
-        return torch.optim.Adam(groups)
+        optimizer = torch.optim.Adam(groups)
+        if self.config.get("lr_schedule", "constant") == "constant":
+            return optimizer
+        steps = self.config["steps"]
+        poly = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / steps) ** 0.9)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": poly, "interval": "step"}}
 
 
 class _WholeImages(torch.utils.data.Dataset):
@@ -186,6 +199,7 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     if classes is None:
         raise DataError(f"{ds.root}: fine-tuning needs a dataset folder with dataset.json and masks")
     out, folder = Path(out), RunFolder(out)
+    config.resolve_runtime()
     stems = annotated_stems(ds, config)
     use_val = config.select == "val"
     if use_val and not ds.splits.get("val"):
@@ -196,7 +210,6 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     if resume and folder.finished_with(config.steps):  # same settings (prepare checked): nothing to do
         return _summary(folder, stems)
     config.dataset, config.annotated = str(ds.root), stems
-    config.resolve_runtime()
     L.seed_everything(config.seed, workers=True, verbose=False)
     if config.init:  # the pretrained U-Net decides the architecture
         payload = read_model_file(config.init)

@@ -131,18 +131,39 @@ def fractions_table(rows: dict[str, np.ndarray], classes: list[str]) -> str:
     return buf.getvalue()
 
 
+def check_predict_options(source: str | Path, out: str | Path, um_per_px: float | None) -> list[Path]:
+    """The images to segment, once every option is checked (before anything is written): a pixel
+    size that is a positive finite number, an ``out`` that is a
+    folder and not the input folder (a second run would segment the first one's masks)."""
+    import math
+    if um_per_px is not None and not (math.isfinite(um_per_px) and um_per_px > 0):
+        raise ValueError(f"--um-per-px must be a positive number of micrometres per pixel, got {um_per_px}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: --out is a file; give a folder for the masks and overlays")
+    paths = collect_inputs(source)
+    if any(out.resolve() == p.parent.resolve() for p in paths):
+        raise DataError(f"{out}: --out is the folder of the input images; a later run would segment these "
+                        "outputs as micrographs: choose another folder")
+    return paths
+
+
 def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: int = 512, overlap: int = 128,
             device: str = "cpu", onnx: str | Path | None = None, um_per_px: float | None = None,
-            crop_bottom: int | str | None = "auto", tta: bool = False, precision: str = "auto") -> dict:
+            crop_bottom: int | str | None = "auto", tta: bool = False, precision: str = "auto",
+            progress=None) -> dict:
     """Segment an image or a folder with the model of ``run`` (or the ONNX file ``onnx``);
     ``tta``: probabilities averaged over the 8 flips and quarter turns (:func:`pscl.tiling.with_tta`);
     ``precision``: ``auto`` (bf16 where the hardware has it), ``32-true`` or ``bf16-mixed`` (torch only:
-    ONNX Runtime runs the exported fp32 graph).
+    ONNX Runtime runs the exported fp32 graph); ``progress(position, total, name)`` is called as
+    the work advances (``position``: images done, fractional within a large one).
 
     Each image's SEM data bar is cut off first (``crop_bottom``: "auto", a row count, or None)
     and its pixel size read (``um_per_px`` overrides the file's). Writes the files listed in the
-    module doc, each atomically. Returns {stem: class fractions}.
+    module doc, each atomically. An unreadable image does not stop the others: every readable one
+    is segmented, then a DataError names every failure. Returns {stem: class fractions}.
     """
+    paths = check_predict_options(source, out, um_per_px)
     if onnx is not None:
         tile_model, meta = onnx_tile_model(onnx)
         classes, model_info = meta["classes"], {"onnx": str(onnx), "config": meta.get("config"), "precision": "32-true"}
@@ -151,8 +172,8 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
             raise ValueError("give a run folder or an ONNX file")
         from pscl.checkpoints import load_model
 
-        model, payload = load_model(run)
         bf16 = uses_bf16(precision, device)
+        model, payload = load_model(run)
         tile_model = torch_tile_model(model, device, bf16)
         classes = payload.get("classes") or [f"class{i}" for i in range(model.num_classes)]
         model_info = {"run": str(run), "config": payload.get("config"), "precision": "bf16-mixed" if bf16 else "32-true"}
@@ -160,25 +181,41 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
         tile_model = with_tta(tile_model)
     out = Path(out)
     results: dict[str, np.ndarray] = {}
-    images = {}
-    for path in collect_inputs(source):
-        raw = read_image(path)
-        specimen, cut = cut_data_bar(raw, crop_bottom, path)
-        require_segmentable(specimen, path)
+    images, failures = {}, []
+    for done, path in enumerate(paths):
+        on_strip = (lambda k, n, done=done, name=path.name: progress(done + k / n, len(paths), name)) if progress else None
+        if progress:
+            progress(done, len(paths), path.name)
+        try:
+            raw = read_image(path)
+            specimen, cut = cut_data_bar(raw, crop_bottom, path)
+            require_segmentable(specimen, path)
+            calibration = read_calibration(path, um_per_px).to_dict()
+        except DataError as exc:
+            failures.append(str(exc))
+            continue
         image = normalize_intensity(specimen)
-        seg = segment_tiled(tile_model, image, len(classes), tile, overlap)
+        seg = segment_tiled(tile_model, image, len(classes), tile, overlap, on_strip=on_strip)
         write_png(out / f"{path.stem}_mask.png", seg.labels)
         write_png(out / f"{path.stem}_overlay.png", overlay(image, seg.labels))
         results[path.stem] = seg.fractions(len(classes))
         images[path.stem] = {"source": str(path.absolute()), "height": int(raw.shape[0]), "width": int(raw.shape[1]),
-                             "data_bar_rows": int(cut), "calibration": read_calibration(path, um_per_px).to_dict(),
+                             "data_bar_rows": int(cut), "calibration": calibration,
                              "fractions": results[path.stem].tolist(),
                              "expected_fractions": seg.mean_probabilities.tolist()}
-    write_text(out / "phase_fractions.csv", fractions_table(results, classes))
-    write_text(out / PREDICTIONS_FILE, json.dumps({"classes": classes, "model": model_info, "tile": tile,
-                                                   "overlap": overlap, "tta": tta, "images": images}, indent=1, default=str))
+    if progress:
+        progress(len(paths), len(paths), "")
+    if results:
+        write_text(out / "phase_fractions.csv", fractions_table(results, classes))
+        write_text(out / PREDICTIONS_FILE, json.dumps({"classes": classes, "model": model_info, "tile": tile,
+                                                       "overlap": overlap, "tta": tta, "images": images,
+                                                       "failed": failures}, indent=1, default=str))
+    if failures:
+        raise DataError(f"{len(failures)} of {len(paths)} image(s) not segmented"
+                        + (f" (the other {len(results)} are in {out})" if results else "") + ":\n  "
+                        + "\n  ".join(failures))
     return results
 
 
-__all__ = ["PALETTE", "Segmentation", "uses_bf16", "segment", "segment_tiled", "torch_tile_model", "onnx_tile_model",
+__all__ = ["PALETTE", "check_predict_options", "Segmentation", "uses_bf16", "segment", "segment_tiled", "torch_tile_model", "onnx_tile_model",
            "overlay", "predict", "collect_inputs", "fractions_table"]

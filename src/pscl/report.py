@@ -96,6 +96,15 @@ def make_report(pred_dir: str | Path, out: str | Path | None = None, groups: dic
     images = meta["images"]
     if not images:
         raise DataError(f"{meta_path}: no images")
+    if truth is not None:
+        if not truth.is_dir():
+            raise DataError(f"{truth}: --truth is not a folder of masks (or a dataset folder)")
+        if not any(_truth_mask(truth, stem) for stem in images):
+            raise DataError(f"{truth}: --truth holds no mask named like the predicted images "
+                            f"(e.g. {next(iter(images))}.png)")
+    unknown = sorted(set(groups or {}) - set(images))
+    if unknown:
+        raise DataError(f"--groups names images that are not in {pred_dir}: {', '.join(unknown)}")
     samples: dict[str, list[str]] = {}
     for stem, info in images.items():
         name = (groups or {}).get(stem) or Path(info["source"]).parent.name
@@ -140,9 +149,13 @@ def make_report(pred_dir: str | Path, out: str | Path | None = None, groups: dic
         sample_rows[sample] = {"images": stems, "calibration": cal.to_dict(), "fractions": fr.to_dict(classes),
                                "particles": summarise(objects, counts, field_area, cal),
                                "histogram": _histograms(objects, classes, cal.length_unit)}
-        if any("true_fractions" in per_image[s] for s in stems):
-            true = [per_image[s]["true_fractions"] for s in stems if "true_fractions" in per_image[s]]
-            sample_rows[sample]["true_fractions_mean"] = dict(zip(classes, np.mean(true, 0).tolist()))
+        with_truth = [s for s in stems if "true_fractions" in per_image[s]]
+        if with_truth:  # compared on the same images: truth for some only is said, never mixed in
+            sample_rows[sample]["true_fractions_mean"] = dict(zip(classes, np.mean(
+                [per_image[s]["true_fractions"] for s in with_truth], 0).tolist()))
+            sample_rows[sample]["predicted_on_truth_images"] = dict(zip(classes, np.mean(
+                [per_image[s]["fractions"] for s in with_truth], 0).tolist()))
+            sample_rows[sample]["truth_images"] = len(with_truth)
         all_objects += objects
 
     result = {"prediction_folder": str(pred_dir), "classes": classes, "model": meta.get("model"),
@@ -213,13 +226,19 @@ def _html(pred_dir: Path, meta: dict, classes: list[str], per_image: dict, sampl
         parts.append(f"<h2>Sample {e(name)}</h2><p>{fr['fields']} field(s); calibration: {cal_text}.</p>")
         head = "<tr><th>class</th><th>area fraction (mean)</th><th>95 % CI ±</th><th>rel. accuracy %</th>"
         head += "<th>expected (probabilities)</th>" if "expected" in fr else ""
-        head += "<th>ground truth (mean)</th>" if "true_fractions_mean" in s else ""
+        if "true_fractions_mean" in s:
+            k = s["truth_images"]
+            head += (f"<th>ground truth (mean)</th>" if k == fr["fields"] else
+                     f"<th>predicted on the {k} of {fr['fields']} images with truth</th>"
+                     f"<th>ground truth (those {k})</th>")
         rows = []
         for c in classes:
             cells = [fr["mean"][c], fr["ci95"][c], fr["relative_accuracy_percent"][c]]
             line = f"<tr><td>{e(c)}</td>" + "".join(f"<td>{_fmt(v, 2 if i == 2 else 4)}</td>" for i, v in enumerate(cells))
             line += f"<td>{_fmt(fr['expected'][c])}</td>" if "expected" in fr else ""
-            line += f"<td>{_fmt(s['true_fractions_mean'][c])}</td>" if "true_fractions_mean" in s else ""
+            if "true_fractions_mean" in s:
+                line += "" if s["truth_images"] == fr["fields"] else f"<td>{_fmt(s['predicted_on_truth_images'][c])}</td>"
+                line += f"<td>{_fmt(s['true_fractions_mean'][c])}</td>"
             rows.append(line + "</tr>")
         parts.append(f"<table class='fractions'>{head}</tr>{''.join(rows)}</table>")
         if fr["fields"] == 1:

@@ -66,8 +66,10 @@ def _origins(size: int, tile: int, stride: int) -> list[tuple[int, int]]:
 
 
 def segment_tiled(tile_model: TileModel, image: np.ndarray, num_classes: int, tile: int = 512,
-                  overlap: int = 128, batch_size: int = 4) -> Segmentation:
-    """Segment a normalised (H, W) float image by overlapping tiles (see module doc)."""
+                  overlap: int = 128, batch_size: int = 4,
+                  on_strip: Callable[[int, int], None] | None = None) -> Segmentation:
+    """Segment a normalised (H, W) float image by overlapping tiles (see module doc);
+    ``on_strip(done, total)`` is called after each strip of tiles (progress of a large micrograph)."""
     if image.ndim != 2:
         raise ValueError(f"expected a 2-D grey image, got shape {image.shape}")
     if tile < 16 or not 0 <= overlap < tile:
@@ -103,6 +105,8 @@ def segment_tiled(tile_model: TileModel, image: np.ndarray, num_classes: int, ti
         prob_sum += p.reshape(c, -1).sum(1)
         acc = np.concatenate([acc[:, done:], np.zeros((c, done, w), np.float32)], 1)
         wsum = np.concatenate([wsum[done:], np.zeros((done, w), np.float32)], 0)
+        if on_strip:
+            on_strip(n + 1, len(ys))
     return Segmentation(labels, prob_sum / (h * w))
 
 

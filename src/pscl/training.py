@@ -29,6 +29,11 @@ class RuntimeConfig:
     def resolve_runtime(self) -> None:
         """Replace ``precision='auto'`` by what this machine runs, so the saved config says what was used."""
         from pscl.cpu import resolve_precision
+        if self.accelerator in ("gpu", "cuda"):
+            import torch
+            if not torch.cuda.is_available():
+                raise ValueError(f"--accelerator {self.accelerator}: no CUDA GPU is visible on this machine; "
+                                 "use --accelerator cpu (or auto)")
         self.precision = resolve_precision(self.precision, self.accelerator)
 
     def check_positive(self, *names: str) -> None:
