@@ -104,7 +104,14 @@ def test_report_numbers_and_html(tiny_run, synth_data, tmp_path):
     assert "Sample A" in page and "ground truth" in page
     total = int(page.split('data-images-total="')[1].split('"')[0])
     decoded = int(page.split('data-images-decoded="')[1].split('"')[0])
-    assert total >= len(stems) and decoded == total  # every overlay and histogram decodes
+    assert total >= 2 * len(stems) and decoded == total  # every micrograph, overlay and histogram decodes
+    # the parts a metallographer hands on: raw micrograph beside each overlay with a scale bar, fractions in %,
+    # date, version and the model's training, Dice against the truth, units, no density for the matrix
+    assert page.count('class="raw"') == len(stems) and page.count('class="overlay"') == len(stems)
+    assert page.count("<figcaption>synth000: micrograph; scale bar 5 µm") == 1  # 160 px x 0.2 µm: a 32 µm field, a 5 µm bar
+    assert "area fraction (%)" in page and "by pscl 0.1.0" in page and "val Dice (fg) 0." in page
+    assert "annotated image(s) of" in page and "Dice (fg) against the truth" in page
+    assert "(continuous phase)" in page and "µm</td>" in page
 
 
 def test_report_refuses_a_wrong_truth_or_groups_and_says_partial_truth(tiny_run, synth_data, tmp_path):
@@ -131,3 +138,22 @@ def test_report_refuses_a_wrong_truth_or_groups_and_says_partial_truth(tiny_run,
     on_truth = np.mean([result["images"][s]["fractions"] for s in stems[:2]], 0)
     assert list(sample["predicted_on_truth_images"].values()) == pytest.approx(on_truth)
     assert f"the 2 of {len(stems)} images with truth" in (Path(result["out"]) / "report.html").read_text()
+
+
+def test_scale_bar_and_unsure_phase_warning(tiny_run, synth_data, tmp_path):
+    from pscl.report import make_report
+    from pscl.report_html import scale_bar_length
+
+    assert [scale_bar_length(w) for w in (40.0, 100.0, 7.0, 0.9)] == [10.0, 20.0, 1.0, 0.2]
+    pred = tmp_path / "pred"
+    predict(tiny_run, synth_data / "images", pred, tile=64, overlap=16)
+    meta = json.loads((pred / "predictions.json").read_text())
+    for info in meta["images"].values():  # the probabilities "expect" matrix everywhere
+        info["expected_fractions"] = [1.0, 0.0, 0.0]
+    (pred / "predictions.json").write_text(json.dumps(meta))
+    result = make_report(pred, continuous=["lamellar"])
+    sample = next(iter(result["samples"].values()))
+    assert "matrix" in sample["uncertain_classes"]
+    assert sample["particles"]["lamellar"]["number_density"] is None
+    assert sample["particles"]["matrix"]["number_density"] is not None  # --continuous replaces the default
+    assert "disagree strongly" in (Path(result["out"]) / "report.html").read_text()

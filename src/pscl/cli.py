@@ -285,19 +285,21 @@ def export(run: Path, onnx: Path = typer.Option(..., "--onnx", help="ONNX file t
 def report(pred_dir: Path, out: Optional[Path] = typer.Option(None, help="default PRED_DIR/report"),
            truth: Optional[Path] = typer.Option(None, help="ground-truth masks (folder or dataset folder)"),
            groups: Optional[Path] = typer.Option(None, help="CSV image,sample: which images form a sample"),
-           min_area_px: int = typer.Option(5, help="smaller objects are specks: counted, not sized")) -> None:
+           min_area_px: int = typer.Option(5, help="smaller objects are specks: counted, not sized"),
+           continuous: Optional[list[str]] = typer.Option(
+               None, help="a continuous phase (no number density); repeatable (default: classes named like 'matrix')")) -> None:
     """Phase fractions with 95 % CIs, particle statistics, histograms: report.html + JSON/CSV."""
     from pscl.report import make_report, read_groups
 
     result = make_report(pred_dir, out, groups=read_groups(groups) if groups else None, truth=truth,
-                         min_area_px=min_area_px)
-    table = Table(title="phase fractions (mean ± 95 % CI)")
+                         min_area_px=min_area_px, continuous=continuous)
+    table = Table(title="phase fractions, % (mean ± 95 % CI)")
     table.add_column("sample")
     for c in result["classes"]:
         table.add_column(c, justify="right")
     for name, s in result["samples"].items():
         fr = s["fractions"]
-        table.add_row(name, *(f"{fr['mean'][c]:.4f}" + (f" ± {fr['ci95'][c]:.4f}" if fr["ci95"][c] is not None else "")
+        table.add_row(name, *(f"{100 * fr['mean'][c]:.2f}" + (f" ± {100 * fr['ci95'][c]:.2f}" if fr["ci95"][c] is not None else "")
                               for c in result["classes"]))
     console.print(table)
     console.print(f"written: {Path(result['out']) / 'report.html'}")

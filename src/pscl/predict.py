@@ -94,11 +94,15 @@ def onnx_tile_model(path: str | Path, threads: int = 0) -> tuple[TileModel, dict
     return run, meta
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """RGB uint8: the normalised grey image with class colours blended over it."""
-    grey = (np.clip(image, 0, 1) * 255).astype(np.float32)[..., None]
-    colour = PALETTE[labels % len(PALETTE)].astype(np.float32)
-    return np.clip((1 - alpha) * grey + alpha * colour, 0, 255).astype(np.uint8)
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45, rows: int = 256) -> np.ndarray:
+    """RGB uint8: the normalised grey image with class colours blended over it, ``rows`` rows at a
+    time so that no float copy of a whole large micrograph is made (memory: the output only)."""
+    out = np.empty((*labels.shape, 3), dtype=np.uint8)
+    for y in range(0, labels.shape[0], rows):
+        grey = (np.clip(image[y:y + rows], 0, 1) * 255).astype(np.float32)[..., None]
+        colour = PALETTE[labels[y:y + rows] % len(PALETTE)].astype(np.float32)
+        out[y:y + rows] = np.clip((1 - alpha) * grey + alpha * colour, 0, 255).astype(np.uint8)
+    return out
 
 
 def collect_inputs(source: str | Path) -> list[Path]:
@@ -176,7 +180,8 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
         model, payload = load_model(run)
         tile_model = torch_tile_model(model, device, bf16)
         classes = payload.get("classes") or [f"class{i}" for i in range(model.num_classes)]
-        model_info = {"run": str(run), "config": payload.get("config"), "precision": "bf16-mixed" if bf16 else "32-true"}
+        model_info = {"run": str(run), "config": payload.get("config"), "precision": "bf16-mixed" if bf16 else "32-true",
+                      "val_dice_fg": payload.get("val_dice_fg"), "selected": payload.get("selected")}
     if tta:
         tile_model = with_tta(tile_model)
     out = Path(out)

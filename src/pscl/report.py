@@ -14,36 +14,45 @@ to sample names to say otherwise.
 """
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from pscl.calibration import Calibration
-from pscl.data.io import DataError, read_mask, write_text
+from pscl.data.io import DataError, normalize_intensity, read_image, read_mask, write_text
+from pscl.metrics import confusion_matrix, scores
 from pscl.particles import measure_objects, objects_csv, summarise
 from pscl.phases import area_fractions, sample_fractions
 from pscl.predict import PALETTE, PREDICTIONS_FILE
+from pscl.report_html import figure_uri, render
+
+# an area fraction this far (absolute) from the probability-expected one flags an unsure phase
+UNSURE_GAP = 0.05
 
 
-def _png_data_uri(array_or_path, max_width: int = 900) -> str:
-    image = Image.open(array_or_path) if isinstance(array_or_path, (str, Path)) else Image.fromarray(array_or_path)
-    if image.width > max_width:
-        image = image.resize((max_width, round(image.height * max_width / image.width)), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+def continuous_classes(classes: list[str], named: list[str] | None = None) -> set[str]:
+    """Phases that form a connected background (a matrix): no number density is reported for
+    them. ``named`` (``--continuous``), else every class whose name contains "matrix"."""
+    if named:
+        unknown = [c for c in named if c not in classes]
+        if unknown:
+            raise DataError(f"--continuous names classes the model does not have: {', '.join(unknown)} "
+                            f"(it has {', '.join(classes)})")
+        return set(named)
+    return {c for c in classes if "matrix" in c.lower()}
 
 
-def _figure_uri(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+def _raw_micrograph(info: dict) -> np.ndarray | None:
+    """A field's micrograph as shown beside its overlay (uint8, data bar cut), None if unreadable."""
+    try:
+        image = read_image(info["source"])
+    except (DataError, OSError):
+        return None
+    rows = info.get("data_bar_rows", 0)
+    image = image[:-rows] if rows else image
+    return (np.clip(normalize_intensity(image), 0, 1) * 255).astype(np.uint8)
 
 
 def _histograms(objects, classes: list[str], unit: str) -> str | None:
@@ -65,13 +74,9 @@ def _histograms(objects, classes: list[str], unit: str) -> str | None:
         ax.set_xlabel(f"ECD [{unit}]", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("objects", fontsize=8)
-    uri = _figure_uri(fig)
+    uri = figure_uri(fig)
     plt.close(fig)
     return uri
-
-
-def _fmt(v, digits: int = 4) -> str:
-    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{digits}f}"
 
 
 def _truth_mask(truth: Path, stem: str) -> Path | None:
@@ -83,14 +88,16 @@ def _truth_mask(truth: Path, stem: str) -> Path | None:
 
 
 def make_report(pred_dir: str | Path, out: str | Path | None = None, groups: dict[str, str] | None = None,
-                truth: str | Path | None = None, min_area_px: int = 5) -> dict:
-    """Write the report of a prediction folder (see module doc); return its numbers."""
+                truth: str | Path | None = None, min_area_px: int = 5, continuous: list[str] | None = None) -> dict:
+    """Write the report of a prediction folder (see module doc); return its numbers.
+    ``continuous``: phases with no number density (default: those named like "matrix")."""
     pred_dir = Path(pred_dir)
     meta_path = pred_dir / PREDICTIONS_FILE
     if not meta_path.exists():
         raise DataError(f"{pred_dir}: no {PREDICTIONS_FILE} (run `pscl predict ... --out {pred_dir}` first)")
     meta = json.loads(meta_path.read_text())
     classes: list[str] = meta["classes"]
+    continuous_set = continuous_classes(classes, continuous)
     out = Path(out) if out else pred_dir / "report"
     truth = Path(truth) if truth else None
     images = meta["images"]
@@ -118,6 +125,7 @@ def make_report(pred_dir: str | Path, out: str | Path | None = None, groups: dic
         cal = Calibration(images[stems[0]]["calibration"]["um_per_px"], images[stems[0]]["calibration"]["source"]) \
             if uniform else Calibration(None, "none")
         objects, counts, field_area = [], {}, 0.0
+        truth_confusion = np.zeros((len(classes),) * 2, dtype=np.int64)
         for stem in stems:
             mask_path = pred_dir / f"{stem}_mask.png"
             labels = read_mask(mask_path)
@@ -135,6 +143,7 @@ def make_report(pred_dir: str | Path, out: str | Path | None = None, groups: dic
                     if true.shape != labels.shape:
                         raise DataError(f"{found}: mask size {true.shape} differs from the prediction's {labels.shape}")
                     row["true_fractions"] = area_fractions(true, len(classes)).tolist()
+                    truth_confusion += confusion_matrix(labels, true, len(classes))
             per_image[stem] = row
             objs, cnt = measure_objects(labels, classes, cal, stem, min_area_px)
             objects += objs
@@ -147,7 +156,8 @@ def make_report(pred_dir: str | Path, out: str | Path | None = None, groups: dic
                               np.array([per_image[s]["expected_fractions"] for s in stems])
                               if all(per_image[s]["expected_fractions"] for s in stems) else None)
         sample_rows[sample] = {"images": stems, "calibration": cal.to_dict(), "fractions": fr.to_dict(classes),
-                               "particles": summarise(objects, counts, field_area, cal),
+                               "particles": {c: {**p, "number_density": None} if c in continuous_set else p
+                                             for c, p in summarise(objects, counts, field_area, cal).items()},
                                "histogram": _histograms(objects, classes, cal.length_unit)}
         with_truth = [s for s in stems if "true_fractions" in per_image[s]]
         if with_truth:  # compared on the same images: truth for some only is said, never mixed in
@@ -156,16 +166,30 @@ def make_report(pred_dir: str | Path, out: str | Path | None = None, groups: dic
             sample_rows[sample]["predicted_on_truth_images"] = dict(zip(classes, np.mean(
                 [per_image[s]["fractions"] for s in with_truth], 0).tolist()))
             sample_rows[sample]["truth_images"] = len(with_truth)
+            agreement = scores(truth_confusion, classes)
+            sample_rows[sample]["dice_vs_truth"] = {c: v["dice"] for c, v in agreement["per_class"].items()}
+            sample_rows[sample]["dice_fg_vs_truth"] = agreement["dice_fg"]
+        if "expected" in fr.to_dict(classes):
+            exp = fr.to_dict(classes)
+            sample_rows[sample]["uncertain_classes"] = [
+                c for c in classes if exp["expected"][c] is not None and abs(exp["mean"][c] - exp["expected"][c]) > UNSURE_GAP]
         all_objects += objects
 
-    result = {"prediction_folder": str(pred_dir), "classes": classes, "model": meta.get("model"),
+    from datetime import datetime, timezone
+
+    from pscl import __version__
+    created = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "pscl": __version__}
+    result = {"prediction_folder": str(pred_dir), "classes": classes, "model": meta.get("model"), **created,
+              "continuous_classes": sorted(continuous_set),
               "min_area_px": min_area_px, "samples": {k: {kk: vv for kk, vv in v.items() if kk != "histogram"}
                                                       for k, v in sample_rows.items()},
               "images": per_image}
     write_text(out / "report.json", json.dumps(result, indent=1, default=float))
     write_text(out / "fractions.csv", _fractions_csv(per_image, sample_rows, classes))
     write_text(out / "particles.csv", objects_csv(all_objects))
-    write_text(out / "report.html", _html(pred_dir, meta, classes, per_image, sample_rows))
+    raw = {stem: _raw_micrograph(images[stem]) for stem in per_image}
+    write_text(out / "report.html", render(pred_dir, meta, classes, per_image, sample_rows, raw, created,
+                                           continuous_set))
     result["out"] = str(out)
     return result
 
@@ -203,77 +227,3 @@ def _fractions_csv(per_image: dict, samples: dict, classes: list[str]) -> str:
     return buf.getvalue()
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}
-th{background:#eee}td:first-child,th:first-child{text-align:left}.swatch{display:inline-block;width:1em;
-height:1em;margin:0 4px 0 12px;vertical-align:middle;border:1px solid #444}figure{display:inline-block;margin:8px}
-figcaption{font-size:small;text-align:center}.note{color:#555;font-size:small}"""
-
-
-def _html(pred_dir: Path, meta: dict, classes: list[str], per_image: dict, samples: dict) -> str:
-    e = html.escape
-    legend = "".join(f'<span class="swatch" style="background:rgb{tuple(int(v) for v in PALETTE[i % len(PALETTE)])}">'
-                     f"</span>{e(c)}" for i, c in enumerate(classes))
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>pscl report: {e(pred_dir.name)}</title>"
-             f"<style>{_CSS}</style></head><body>", f"<h1>Microstructure report: {e(str(pred_dir))}</h1>",
-             f"<p>Model: <code>{e(json.dumps(meta.get('model', {}).get('run') or meta.get('model', {}).get('onnx')))}</code>; "
-             f"tiles {meta.get('tile')} px, overlap {meta.get('overlap')} px.</p>", f"<p>Legend: {legend}</p>"]
-    for name, s in samples.items():
-        cal = s["calibration"]
-        cal_text = (f"{cal['um_per_px']:.6g} µm/px (from {e(cal['source'])})" if cal["um_per_px"]
-                    else "unknown: sizes in pixels")
-        fr = s["fractions"]
-        parts.append(f"<h2>Sample {e(name)}</h2><p>{fr['fields']} field(s); calibration: {cal_text}.</p>")
-        head = "<tr><th>class</th><th>area fraction (mean)</th><th>95 % CI ±</th><th>rel. accuracy %</th>"
-        head += "<th>expected (probabilities)</th>" if "expected" in fr else ""
-        if "true_fractions_mean" in s:
-            k = s["truth_images"]
-            head += (f"<th>ground truth (mean)</th>" if k == fr["fields"] else
-                     f"<th>predicted on the {k} of {fr['fields']} images with truth</th>"
-                     f"<th>ground truth (those {k})</th>")
-        rows = []
-        for c in classes:
-            cells = [fr["mean"][c], fr["ci95"][c], fr["relative_accuracy_percent"][c]]
-            line = f"<tr><td>{e(c)}</td>" + "".join(f"<td>{_fmt(v, 2 if i == 2 else 4)}</td>" for i, v in enumerate(cells))
-            line += f"<td>{_fmt(fr['expected'][c])}</td>" if "expected" in fr else ""
-            if "true_fractions_mean" in s:
-                line += "" if s["truth_images"] == fr["fields"] else f"<td>{_fmt(s['predicted_on_truth_images'][c])}</td>"
-                line += f"<td>{_fmt(s['true_fractions_mean'][c])}</td>"
-            rows.append(line + "</tr>")
-        parts.append(f"<table class='fractions'>{head}</tr>{''.join(rows)}</table>")
-        if fr["fields"] == 1:
-            parts.append("<p class='note'>One field: no field-to-field variation, so no confidence interval. "
-                         "Measure several fields per sample (ASTM E562).</p>")
-        parts.append("<h3>Particles and grains (objects cut by the border counted apart, not sized)</h3>")
-        ph = ("<tr><th>class</th><th>inside</th><th>border</th><th>specks</th><th>number density</th>"
-              "<th>ECD mean</th><th>ECD median</th><th>ECD p10–p90</th><th>aspect ratio median</th></tr>")
-        prow = []
-        for c, p in s["particles"].items():
-            ecd, ar = p["ecd"], p["aspect_ratio"]
-            prow.append(f"<tr><td>{e(c)}</td><td>{p['inside']}</td><td>{p['border']}</td><td>{p['specks']}</td>"
-                        f"<td>{p['number_density']:.4g} {e(p['number_density_unit'])}</td>"
-                        f"<td>{_fmt(ecd.get('mean'), 3)} {e(p['length_unit'])}</td><td>{_fmt(ecd.get('median'), 3)}</td>"
-                        f"<td>{_fmt(ecd.get('p10'), 3)}–{_fmt(ecd.get('p90'), 3)}</td><td>{_fmt(ar.get('median'), 2)}</td></tr>")
-        parts.append(f"<table class='particles'>{ph}{''.join(prow)}</table>")
-        if s.get("histogram"):
-            parts.append(f"<figure><img class='histogram' alt='ECD histograms {e(name)}' src='{s['histogram']}'>"
-                         f"<figcaption>Equivalent circle diameter of the objects inside the fields</figcaption></figure>")
-        parts.append("<h3>Fields</h3><table class='images'><tr><th>image</th>"
-                     + "".join(f"<th>{e(c)}</th>" for c in classes) + "<th>data bar rows cut</th></tr>")
-        for stem in s["images"]:
-            row = per_image[stem]
-            truth = row.get("true_fractions")
-            cells = "".join(f"<td>{v:.4f}" + (f" <span class='note'>(truth {t:.4f})</span>" if truth else "") + "</td>"
-                            for v, t in zip(row["fractions"], truth or row["fractions"]))
-            parts.append(f"<tr><td>{e(stem)}</td>{cells}<td>{row['data_bar_rows']}</td></tr>")
-        parts.append("</table>")
-        for stem in s["images"]:
-            overlay = pred_dir / f"{stem}_overlay.png"
-            if overlay.exists():
-                parts.append(f"<figure><img class='overlay' alt='{e(stem)}' src='{_png_data_uri(overlay, 420)}'>"
-                             f"<figcaption>{e(stem)}</figcaption></figure>")
-    # lets a headless browser (and the tests) confirm that every inlined image decodes
-    parts.append("<script>window.addEventListener('load',()=>{const i=[...document.images];"
-                 "document.body.dataset.imagesDecoded=i.filter(x=>x.complete&&x.naturalWidth>0).length;"
-                 "document.body.dataset.imagesTotal=i.length;});</script></body></html>")
-    return "\n".join(parts)

@@ -126,7 +126,11 @@ def normalize_intensity(image: np.ndarray, low: float = 1.0, high: float = 99.0)
     lo, hi = np.percentile(image, [low, high])
     if hi - lo < 1e-8:
         return np.full(image.shape, 0.5, dtype=np.float32)
-    return np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    # in place, in float32: a large micrograph gets one working copy, not three float64 ones
+    out = np.array(image, dtype=np.float32, copy=True)
+    out -= np.float32(lo)
+    out /= np.float32(hi - lo)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def load_micrograph(path: str | Path, crop_bottom: int | str | None = "auto") -> np.ndarray:
