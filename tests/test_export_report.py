@@ -157,3 +157,11 @@ def test_scale_bar_and_unsure_phase_warning(tiny_run, synth_data, tmp_path):
     assert sample["particles"]["lamellar"]["number_density"] is None
     assert sample["particles"]["matrix"]["number_density"] is not None  # --continuous replaces the default
     assert "disagree strongly" in (Path(result["out"]) / "report.html").read_text()
+
+
+def test_export_prints_no_torchvision_warnings(tiny_run, tmp_path):
+    code = ("from pscl.export import export_onnx\n"
+            f"export_onnx({str(tiny_run)!r}, {str(tmp_path / 'm.onnx')!r})\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "m.onnx").exists() and "torchvision" not in done.stderr + done.stdout

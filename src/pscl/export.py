@@ -36,12 +36,18 @@ def export_onnx(run: str | Path, path: str | Path, opset: int = 18) -> Path:
     model, payload = load_model(run)
     example = torch.rand(1, 1, 64, 64)
     batch, height, width = (torch.export.Dim(n, min=1, max=65536) for n in ("batch", "height", "width"))
+    import logging
     import warnings
-    with warnings.catch_warnings():  # the exporter probes for torchvision, which pscl does not use
+    # the exporter probes for torchvision (which pscl does not use) and logs four warnings about it
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level, registration.level = registration.level, logging.ERROR
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*torchvision.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
         program = torch.onnx.export(_Logits(model).eval(), (example,), input_names=["image"], output_names=["logits"],
                                     dynamic_shapes={"image": {0: batch, 2: height, 3: width}},
                                     opset_version=opset, dynamo=True, verbose=False)
+    registration.setLevel(level)
     proto = program.model_proto
     meta = {"classes": payload.get("classes") or [f"class{i}" for i in range(model.num_classes)],
             "widths": list(model.widths), "config": payload.get("config"), "source_run": str(run)}
