@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pscl.data.views import cell_coverage
-from pscl.sampling import decline_matches, match_greedy, match_greedy_reference, match_random, select_templates
+from pscl.methods.sampling import decline_matches, match_greedy, match_greedy_reference, match_random, select_templates
 
 
 def test_templates_pick_the_right_class_per_block():

@@ -111,7 +111,7 @@ class StreamSampler(Sampler[int]):
         return self.length
 
     def __iter__(self):
-        from pscl.losses.distributed import world
+        from pscl.distributed import world
         rank, size = world()
         start = self.epoch * self.length * size
         return iter(range(start + rank, start + self.length * size, size))

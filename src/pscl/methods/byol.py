@@ -42,10 +42,10 @@ class BYOL(PretrainMethod):
         return 1 - (1 - self.hp.momentum) * (math.cos(math.pi * progress) + 1) / 2
 
     def loss(self, view1, view2, geometry, batch):
-        z1 = self.projector(self.backbone(view1, return_features=True, decode=False).bottleneck)
-        z2 = self.projector(self.backbone(view2, return_features=True, decode=False).bottleneck)
+        z1 = self.projector(self.backbone.encode(view1))
+        z2 = self.projector(self.backbone.encode(view2))
         with torch.no_grad():
-            t1 = self.projector_m(self.backbone_m(view1, return_features=True, decode=False).bottleneck)
-            t2 = self.projector_m(self.backbone_m(view2, return_features=True, decode=False).bottleneck)
+            t1 = self.projector_m(self.backbone_m.encode(view1))
+            t2 = self.projector_m(self.backbone_m.encode(view2))
         loss = byol_loss(self.predictor(z1), t2) + byol_loss(self.predictor(z2), t1)
         return loss, {}, (z1, z2)

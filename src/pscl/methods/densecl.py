@@ -42,11 +42,11 @@ class DenseCL(MoCo):
         return super().momentum_pairs() + [(self.dense_head, self.dense_head_m)]
 
     def loss(self, view1, view2, geometry, batch):
-        f1 = self.backbone(view1, return_features=True, decode=False).bottleneck  # (B, C, h, w)
+        f1 = self.backbone.encode(view1)  # (B, C, h, w)
         q = self.global_head(f1)
         qd = self.dense_head(f1).flatten(2)  # (B, D, N)
         with torch.no_grad():
-            f2 = self.backbone_m(view2, return_features=True, decode=False).bottleneck
+            f2 = self.backbone_m.encode(view2)
             k = F.normalize(self.global_head_m(f2), dim=1)
             kd = F.normalize(self.dense_head_m(f2).flatten(2), dim=1)  # (B, D, N)
             match = dense_correspondence(f1.detach().flatten(2), f2.flatten(2))  # (B, N)

@@ -53,9 +53,9 @@ class MoCo(PretrainMethod):
         return [(self.backbone, self.backbone_m), (self.global_head, self.global_head_m)]
 
     def loss(self, view1, view2, geometry, batch):
-        q = self.global_head(self.backbone(view1, return_features=True, decode=False).bottleneck)
+        q = self.global_head(self.backbone.encode(view1))
         with torch.no_grad():
-            k = F.normalize(self.global_head_m(self.backbone_m(view2, return_features=True, decode=False).bottleneck), dim=1)
+            k = F.normalize(self.global_head_m(self.backbone_m.encode(view2)), dim=1)
         loss = info_nce(q, k, self.queue.keys.clone().detach(), self.hp.temperature)
         self.queue.push(k)
         return loss, {}, (q, k)

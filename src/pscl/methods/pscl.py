@@ -6,7 +6,7 @@ crops after it. Per scale s (decoder maps at 1/4, 1/2, 1/1):
 
 1. dense embeddings of both views (one :class:`DenseHead` per scale);
 2. templates: K_s = top_k * 2^s cells per class of the annotated crop, by class coverage in
-   view 2's frame (:func:`pscl.sampling.select_templates`);
+   view 2's frame (:func:`pscl.methods.sampling.select_templates`);
 3. every unlabelled crop's view-2 cells matched greedily one-to-one to the templates by
    similarity (or at random: the ablation), inheriting the templates' classes and weights;
 4. the positive of a sampled view-2 cell is the view-1 cell that sees the same material (the
@@ -26,7 +26,7 @@ from torch import nn
 from pscl.data.views import ViewGeometry, cell_coverage
 from pscl.methods.base import PretrainMethod
 from pscl.nn import DenseHead, GlobalHead
-from pscl.sampling import decline_matches, match_greedy, match_random, select_templates
+from pscl.methods.sampling import decline_matches, match_greedy, match_random, select_templates
 
 SCALE_STRIDES = (4, 2, 1)  # decoder outputs of scales s = 0, 1, 2
 
@@ -72,7 +72,7 @@ class PSCLHparams:
 class PatchSample:
     """Sampled cells of one scale: view-2 cells (B, T), their view-1 partners (B, T), the
     (pseudo-)class of each column (T,), each cell's coverage weight (B, T) and whether it takes
-    part (B, T): a declined match does not (:func:`pscl.sampling.decline_matches`)."""
+    part (B, T): a declined match does not (:func:`pscl.methods.sampling.decline_matches`)."""
 
     cells2: torch.Tensor
     cells1: torch.Tensor

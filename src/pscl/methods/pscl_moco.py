@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from pscl.losses import info_nce, prototype_info_nce
-from pscl.losses.distributed import gather_no_grad
+from pscl.distributed import gather_no_grad
 from pscl.methods.base import check_momentum, momentum_copy
 from pscl.methods.queue import KeyQueue, run_queue_length
 from pscl.methods.pscl import PSCLBase, PSCLHparams, gather_cells

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from pscl.losses import nt_xent
-from pscl.losses.distributed import gather_no_grad, gather_with_grad, local_rows
+from pscl.distributed import gather_no_grad, gather_with_grad, local_rows
 from pscl.methods.pscl import PSCLBase, PSCLHparams
 
 

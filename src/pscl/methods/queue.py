@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pscl.losses.distributed import gather_no_grad
+from pscl.distributed import gather_no_grad
 
 REFILLS = 8  # the run pushes at least this many queues' worth of keys (the paper's queue: 504)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pscl.losses import nt_xent
-from pscl.losses.distributed import gather_with_grad, local_rows
+from pscl.distributed import gather_with_grad, local_rows
 from pscl.methods.base import PretrainMethod
 from pscl.nn import GlobalHead
 
@@ -31,7 +31,7 @@ class SimCLR(PretrainMethod):
         self.global_head = GlobalHead(self.backbone.widths[-1])
 
     def embed(self, view):
-        return self.global_head(self.backbone(view, return_features=True, decode=False).bottleneck)
+        return self.global_head(self.backbone.encode(view))
 
     def loss(self, view1, view2, geometry, batch):
         z1, z2 = self.embed(view1), self.embed(view2)  # (B, 64)

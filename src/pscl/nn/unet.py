@@ -124,6 +124,11 @@ class UNet(nn.Module):
             return logits
         return UNetOutput(logits, crop(feats[-1]), [crop(d) for d in dec])
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The bottleneck (B, widths[3], h, w) of the cells that see the image: what global-only
+        pretraining (SimCLR, MoCo, BYOL, DenseCL) trains."""
+        return self(x, return_features=True, decode=False).bottleneck
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The classifier's input, (B, widths[0], H, W): for training a classifier on frozen features."""
         h, w = x.shape[-2:]
