@@ -154,6 +154,8 @@ def test_widths_that_contradict_init_are_refused(synth_data, finished, tmp_path)
     assert not (tmp_path / "run").exists()
 
 
-def test_evaluate_out_that_is_a_folder_is_refused(synth_data, finished, tmp_path):
-    r = invoke("evaluate", finished, synth_data, "--out", tmp_path)
-    assert r.exit_code == 1 and "--out is a folder" in r.output
+def test_evaluate_out_is_a_folder_as_everywhere(synth_data, finished, tmp_path):
+    r = invoke("evaluate", finished, synth_data, "--out", tmp_path / "scores")
+    assert r.exit_code == 0 and (tmp_path / "scores" / "eval_synthetic_test.json").exists()
+    r = invoke("evaluate", finished, synth_data, "--out", tmp_path / "named.json")
+    assert r.exit_code == 0 and (tmp_path / "named.json").exists()

@@ -212,7 +212,9 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
 
 @app.command()
 @_errors_exit
-def evaluate(run: Path, data: Path, split: str = "test", out: Optional[Path] = None,
+def evaluate(run: Path, data: Path, split: str = "test",
+             out: Optional[Path] = typer.Option(None, help="folder for eval_<dataset>_<split>.json (default: the run "
+                                                           "folder; a name ending in .json: that file)"),
              tile: int = _TILE, overlap: int = _OVERLAP,
              tta: bool = typer.Option(False, "--tta", help="average over the 8 flips and quarter turns (8x the time)"),
              precision: str = _PREDICT_PRECISION) -> None:
@@ -228,13 +230,15 @@ def probe(data: Path, init: Optional[Path] = typer.Option(None, help="pretrained
           shots: int = 1, round: int = typer.Option(0, "--round"), split: str = "val", steps: int = 150,
           crop: int = 128, lr: float = 1e-2, seed: int = 0,
           widths: str = typer.Option("16,32,64,128", help="U-Net widths of the random features (without --init)"),
-          out: Optional[Path] = typer.Option(None, help="also write the result as JSON here")) -> None:
+          out: Optional[Path] = typer.Option(None, help="also write the result as probe_<split>.json into this folder "
+                                                          "(a name ending in .json: that file)")) -> None:
     """Linear probe: freeze the U-Net, train only its classifier on the round's annotated image(s), score a split."""
     config = api.ProbeConfig(shots=shots, round=round, steps=steps, crop=crop, lr=lr, seed=seed,
                              widths=_ints(widths))
     result = api.linear_probe(data, init, config, split=split)
     print_scores(result, f"linear probe of {init or 'random features'} on {data} [{split}]")
     if out:
+        out = out if out.suffix == ".json" else out / f"probe_{split}.json"
         write_text(out, json.dumps(result, indent=1, default=float))
         console.print(f"written: {out}")
 

@@ -19,11 +19,10 @@ def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "te
     (``tta``: averaged over the 8 flips and quarter turns; ``precision``: ``auto``, ``32-true`` or
     ``bf16-mixed``, as in :func:`pscl.predict.predict`).
 
-    Writes the result as JSON to ``out`` (default ``RUN/eval_<dataset>_<split>.json``).
+    Writes the result as JSON to ``eval_<dataset>_<split>.json`` in the folder ``out`` (default: the
+    run folder; an ``out`` ending in ``.json`` is the file itself).
     """
     bf16 = uses_bf16(precision, device)
-    if out is not None and Path(out).is_dir():
-        raise DataError(f"{out}: --out is a folder; give the JSON file to write")
     model, payload = load_model(run)
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
     ds.require_consistent_splits()  # a test image also in train would be scored as if unseen
@@ -32,7 +31,9 @@ def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "te
     labels_of = lambda image: segment(model, image, tile, overlap, device=device, bf16=bf16, tta=tta).labels  # noqa: E731
     result = {"run": str(run), **score_split(ds, split, labels_of), "tta": tta,
               "precision": "bf16-mixed" if bf16 else "32-true", "config": payload.get("config")}
-    out = Path(out) if out else RunFolder(run).eval_file(ds.name, split)
+    # --out is a folder as in every command (a name ending in .json is taken as the file itself)
+    default = RunFolder(run).eval_file(ds.name, split)
+    out = default if out is None else Path(out) if str(out).endswith(".json") else Path(out) / default.name
     write_text(out, json.dumps(result, indent=1, default=float))
     result["out"] = str(out)
     return result
