@@ -15,7 +15,7 @@ import torch
 
 from pscl.provenance import provenance
 from pscl.nn import UNet
-from pscl.predict import segment
+from pscl.inference.predict import segment
 
 size = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
 widths = tuple(int(w) for w in sys.argv[2].split(",")) if len(sys.argv) > 2 else (16, 32, 64, 128)

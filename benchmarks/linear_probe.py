@@ -13,7 +13,7 @@ from pscl.data.folders import load_dataset
 from pscl.data.crops import RandomCropDataset
 from pscl.losses import class_weights, segmentation_loss
 from pscl.nn import UNet
-from pscl.predict import segment
+from pscl.inference.predict import segment
 from pscl.metrics import confusion_matrix, scores
 data, steps, crop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 inits = sys.argv[4].split(",")

@@ -18,9 +18,9 @@ import torch
 from pscl.provenance import provenance
 from pscl.checkpoints import save_model
 from pscl.data.io import write_text
-from pscl.export import export_onnx
+from pscl.inference.export import export_onnx
 from pscl.nn import UNet
-from pscl.predict import onnx_tile_model, segment_tiled, torch_tile_model
+from pscl.inference.predict import onnx_tile_model, segment_tiled, torch_tile_model
 
 out = Path(sys.argv[1])
 widths = tuple(int(w) for w in sys.argv[2].split(",")) if len(sys.argv) > 2 else (32, 64, 128, 256)

@@ -48,7 +48,7 @@ def main() -> None:
     import torch
 
     from pscl.checkpoints import save_model
-    from pscl.export import export_onnx
+    from pscl.inference.export import export_onnx
     from pscl.nn import UNet
 
     pscl = str(Path(sys.executable).with_name("pscl"))

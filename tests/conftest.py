@@ -20,7 +20,7 @@ def synth_data(tmp_path_factory) -> Path:
 def pscl_pretraining(synth_data, tmp_path_factory) -> Path:
     """60 PSCL-SimCLR steps on the synthetic set, guided by round 0's annotated image."""
     from pscl.methods import PretrainConfig
-    from pscl.pretrain import pretrain
+    from pscl.train.pretrain import pretrain
 
     run = tmp_path_factory.mktemp("pretrain") / "pscl"
     pretrain(synth_data, run, PretrainConfig(method="pscl-simclr", steps=60, batch_size=8, crop=64, checkpoint_every=60,

@@ -69,7 +69,7 @@ def test_short_bf16_training_agrees_with_fp32():
 
 
 def test_prediction_precision_is_chosen_and_checked():
-    from pscl.predict import uses_bf16
+    from pscl.inference.predict import uses_bf16
     assert not uses_bf16("32-true") and uses_bf16("bf16-mixed")
     assert uses_bf16("auto") == bf16_native()
     with pytest.raises(ValueError, match="--precision for prediction"):

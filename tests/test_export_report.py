@@ -14,14 +14,14 @@ import torch
 
 from pscl.checkpoints import load_model
 from pscl.data.io import read_mask
-from pscl.predict import onnx_tile_model, predict
+from pscl.inference.predict import onnx_tile_model, predict
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is a test dependency")
 
 
 @pytest.fixture(scope="module")
 def onnx_model(tiny_run, tmp_path_factory) -> Path:
-    from pscl.export import export_onnx
+    from pscl.inference.export import export_onnx
 
     return export_onnx(tiny_run, tmp_path_factory.mktemp("onnx") / "model.onnx")
 
@@ -160,7 +160,7 @@ def test_scale_bar_and_unsure_phase_warning(tiny_run, synth_data, tmp_path):
 
 
 def test_export_prints_no_torchvision_warnings(tiny_run, tmp_path):
-    code = ("from pscl.export import export_onnx\n"
+    code = ("from pscl.inference.export import export_onnx\n"
             f"export_onnx({str(tiny_run)!r}, {str(tmp_path / 'm.onnx')!r})\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

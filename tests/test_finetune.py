@@ -44,7 +44,7 @@ def test_resumed_run_equals_uninterrupted_run(synth_data, tmp_path):
 
 
 def test_init_loads_backbone_and_uses_split_learning_rates(tiny_run, synth_data, tmp_path):
-    from pscl.finetune import SegmentationModule
+    from pscl.train.finetune import SegmentationModule
     from pscl.nn import UNet
     model, _ = load_model(tiny_run)
     config = FinetuneConfig(init=str(tiny_run), **TINY)
@@ -100,7 +100,7 @@ def test_pretrained_batchnorm_statistics_survive_fine_tuning_when_frozen(pscl_pr
 
 def test_rare_class_crops_show_the_rare_class_and_leave_the_stream_alone_when_off():
     from pscl.data.crops import RandomCropDataset
-    from pscl.finetune import rarest_classes
+    from pscl.train.finetune import rarest_classes
     mask = np.zeros((200, 200), np.uint8)
     mask[:, 100:] = 1
     mask[20:26, 150:190] = 2  # a thin defect: 0.6 % of the pixels
@@ -119,7 +119,7 @@ def test_rare_class_crops_show_the_rare_class_and_leave_the_stream_alone_when_of
 def test_poly_schedule_decays_every_learning_rate_to_zero():
     from dataclasses import asdict
 
-    from pscl.finetune import SegmentationModule
+    from pscl.train.finetune import SegmentationModule
     from pscl.nn import UNet
     config = asdict(FinetuneConfig(steps=10, lr_schedule="poly", init="x", **TINY))
     setup = SegmentationModule(UNet(3, TINY["widths"]), config, torch.ones(3), ["a", "b", "c"]).configure_optimizers()

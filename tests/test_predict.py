@@ -8,7 +8,7 @@ import torch
 from pscl.checkpoints import load_model
 from pscl.data import load_dataset
 from pscl.nn import UNet
-from pscl.predict import predict, segment
+from pscl.inference.predict import predict, segment
 
 
 @pytest.fixture(scope="module")

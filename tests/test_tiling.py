@@ -1,7 +1,7 @@
 """Tiling helpers: test-time augmentation over the 8 flips and quarter turns."""
 import numpy as np
 
-from pscl.tiling import segment_tiled, with_tta
+from pscl.inference.tiling import segment_tiled, with_tta
 
 
 def per_pixel(tiles):

@@ -1,11 +1,11 @@
 import sys, json, torch
 from pathlib import Path
-from pscl.finetune import FinetuneConfig, finetune
-from pscl.evaluate import evaluate
+from pscl.train.finetune import FinetuneConfig, finetune
+from pscl.inference.evaluate import evaluate
 from pscl.nn import UNet
 from pscl.checkpoints import save_model
 from pscl.methods import PretrainConfig
-from pscl.pretrain import pretrain
+from pscl.train.pretrain import pretrain
 root = Path("/work/diag/synth1"); data = root / "syn"
 W = dict(widths=(8, 16, 32, 64), progress=False, accelerator="cpu")
 torch.manual_seed(123)

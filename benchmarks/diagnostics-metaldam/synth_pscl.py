@@ -2,10 +2,10 @@
 import sys, json, time
 from pathlib import Path
 from pscl import synthesize_dataset
-from pscl.finetune import FinetuneConfig, finetune
-from pscl.evaluate import evaluate
+from pscl.train.finetune import FinetuneConfig, finetune
+from pscl.inference.evaluate import evaluate
 from pscl.methods import PretrainConfig
-from pscl.pretrain import pretrain
+from pscl.train.pretrain import pretrain
 root = Path(sys.argv[1]); root.mkdir(parents=True, exist_ok=True)
 pre_steps, ft_steps = int(sys.argv[2]), int(sys.argv[3])
 data = root / "syn"

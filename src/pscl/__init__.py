@@ -17,7 +17,7 @@ __all__ = ["METHODS", "PretrainConfig", "pretrain", "pretrain_config", "PROFILES
 
 
 def __getattr__(name: str):
+    """The API's names, from :mod:`pscl.api` on first use (no name here shadows a submodule)."""
     if name in __all__:
-        importlib.import_module("pscl.api")  # binds every API name on this package
-        return globals()[name]
+        return getattr(importlib.import_module("pscl.api"), name)
     raise AttributeError(f"module 'pscl' has no attribute {name!r}")

@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pscl
 from pscl.data.folders import DatasetFolder, check_dataset, load_dataset
 from pscl.data.synth import synthesize_dataset
-from pscl.evaluate import evaluate
-from pscl.finetune import FinetuneConfig, finetune
+from pscl.inference.evaluate import evaluate
+from pscl.train.finetune import FinetuneConfig, finetune
 from pscl.methods import METHODS, PretrainConfig
-from pscl.predict import predict, segment
-from pscl.pretrain import pretrain
+from pscl.inference.predict import predict, segment
+from pscl.train.pretrain import pretrain
 from pscl.probe import ProbeConfig, linear_probe
 from pscl.profiles import PROFILES, method_options, profile_settings
 
@@ -71,17 +72,5 @@ def demo(out: str | Path = "pscl-demo", seed: int = 0, progress: bool = True,
     return {"out": str(out), "test": test, "fractions": fractions, "seconds": time.time() - t0}
 
 
-__all__ = ["METHODS", "PretrainConfig", "pretrain", "pretrain_config", "DatasetFolder", "FinetuneConfig", "PROFILES", "check_dataset", "demo", "evaluate", "finetune",
-           "finetune_config", "linear_probe", "load_dataset", "ProbeConfig", "predict", "segment", "synthesize_dataset"]
-
-
-def _bind_package_names() -> None:
-    """``pscl.finetune`` etc. are these functions, not the submodules of the same names (which
-    importing this module binds on the package first)."""
-    import pscl
-
-    for name in __all__:
-        setattr(pscl, name, globals()[name])
-
-
-_bind_package_names()
+# the names of the package's front door (one list, in pscl/__init__.py), less the version
+__all__ = [name for name in pscl.__all__ if name != "__version__"]

@@ -28,10 +28,10 @@ import numpy as np
 from pscl.checkpoints import read_model_file
 from pscl.data.folders import load_dataset
 from pscl.data.io import DataError, write_text
-from pscl.evaluate import evaluate
-from pscl.finetune import FinetuneConfig, finetune
+from pscl.inference.evaluate import evaluate
+from pscl.train.finetune import FinetuneConfig, finetune
 from pscl.methods import GUIDED, METHODS as PRETRAIN_METHODS, PretrainConfig
-from pscl.pretrain import pretrain
+from pscl.train.pretrain import pretrain
 from pscl.profiles import method_options, profile_settings
 from pscl.provenance import provenance
 from pscl.run_folder import RunFolder, check_recorded
@@ -295,7 +295,7 @@ def _prediction(out: Path, method: str, round_index: int, image: np.ndarray) -> 
         from pscl.forest import segment_forest
         return segment_forest(pickle.loads(path.read_bytes())["forest"], image)
     from pscl.checkpoints import load_model
-    from pscl.predict import segment
+    from pscl.inference.predict import segment
     return segment(load_model(path.parent)[0], image).labels
 
 
@@ -314,7 +314,7 @@ def figure(out: str | Path, ds, summary: dict, stem: str | None = None) -> Path 
     from matplotlib.colors import ListedColormap
 
     from pscl.data.io import atomic_write
-    from pscl.predict import PALETTE
+    from pscl.inference.predict import PALETTE
 
     out = Path(out)
     methods = list(summary["methods"])

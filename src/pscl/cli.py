@@ -255,7 +255,7 @@ def predict(run: Path = typer.Argument(..., help="run folder (with --onnx: the i
             tta: bool = typer.Option(False, "--tta", help="average over the 8 flips and quarter turns (8x the time)"),
             precision: str = _PREDICT_PRECISION) -> None:
     """Segment micrographs of any size; write masks, overlays, phase_fractions.csv, predictions.json."""
-    from pscl.predict import predict as run_predict
+    from pscl.inference.predict import predict as run_predict
 
     if onnx is not None and source is None:  # `pscl predict --onnx MODEL IMAGES`: no run folder
         run, source = None, run
@@ -279,7 +279,7 @@ def predict(run: Path = typer.Argument(..., help="run folder (with --onnx: the i
 @_errors_exit
 def export(run: Path, onnx: Path = typer.Option(..., "--onnx", help="ONNX file to write")) -> None:
     """Export a run's U-Net to ONNX (for `pscl predict --onnx`, without torch)."""
-    from pscl.export import export_onnx
+    from pscl.inference.export import export_onnx
 
     console.print(f"wrote {export_onnx(run, onnx)}")
 

@@ -100,7 +100,7 @@ def segment_forest(forest, image: np.ndarray, chunk: int = 200_000) -> np.ndarra
 
 
 def evaluate_forest(run: str | Path, data: str | Path | DatasetFolder, split: str = "test") -> dict:
-    """Score a trained forest on a split, as :func:`pscl.evaluate.evaluate` does for a U-Net."""
+    """Score a trained forest on a split, as :func:`pscl.inference.evaluate.evaluate` does for a U-Net."""
     folder = RunFolder(run)
     if not folder.forest_file.exists():
         raise DataError(f"{folder.forest_file}: no forest here (train it first)")

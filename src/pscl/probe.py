@@ -29,7 +29,7 @@ from pscl.data.io import DataError
 from pscl.losses import class_weights, segmentation_loss
 from pscl.metrics import score_split
 from pscl.nn import UNet
-from pscl.predict import segment
+from pscl.inference.predict import segment
 
 
 @dataclass

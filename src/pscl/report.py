@@ -25,7 +25,7 @@ from pscl.data.io import DataError, normalize_intensity, read_image, read_mask, 
 from pscl.metrics import confusion_matrix, scores
 from pscl.particles import measure_objects, objects_csv, summarise
 from pscl.phases import area_fractions, sample_fractions
-from pscl.predict import PALETTE, PREDICTIONS_FILE
+from pscl.inference.predict import PALETTE, PREDICTIONS_FILE
 from pscl.report_html import figure_uri, render
 
 # an area fraction this far (absolute) from the probability-expected one flags an unsure phase

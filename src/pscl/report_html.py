@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pscl.predict import PALETTE
+from pscl.inference.predict import PALETTE
 
 THUMB = 420  # px: width of each field's pictures
 

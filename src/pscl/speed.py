@@ -103,7 +103,7 @@ def _pretrain_speed(method: str, cfg: dict) -> dict:
     torch.manual_seed(0)
     model = build_method(PretrainConfig(method=method, widths=c.widths, crop=c.crop, batch_size=c.pretrain_batch,
                                         classes=CLASSES if method in GUIDED else None))
-    # as a run does (pscl.training.fit)
+    # as a run does (pscl.train.trainer.fit)
     fast_layout(model, c.channels_last and (model.channels_last or trains_channels_last("cpu")))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     batch = _batch(c.pretrain_batch, c.crop)
@@ -130,7 +130,7 @@ def _finetune_speed(cfg: dict) -> dict:
     c = SpeedConfig(**cfg)
     precision, autocast = _setup(c)
     torch.manual_seed(0)
-    net = fast_layout(UNet(5, c.widths), c.channels_last and trains_channels_last("cpu"))  # as pscl.training.fit
+    net = fast_layout(UNet(5, c.widths), c.channels_last and trains_channels_last("cpu"))  # as pscl.train.trainer.fit
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x = _batch(c.finetune_batch, c.finetune_crop)["image"]
     y = torch.randint(0, 5, (c.finetune_batch, c.finetune_crop, c.finetune_crop))
@@ -147,7 +147,7 @@ def _finetune_speed(cfg: dict) -> dict:
 def _inference_speed(cfg: dict) -> dict:
     import torch
     from pscl.nn import UNet
-    from pscl.predict import segment
+    from pscl.inference.predict import segment
     c = SpeedConfig(**cfg)
     precision, _ = _setup(c)
     torch.manual_seed(0)

@@ -164,7 +164,7 @@ def greedy_set(similarity: np.ndarray, k: int, weights: np.ndarray | None = None
 def _model(data: DatasetFolder, config: SuggestConfig, out: Path):
     from pscl.checkpoints import load_model
     from pscl.methods import PretrainConfig
-    from pscl.pretrain import pretrain
+    from pscl.train.pretrain import pretrain
     from pscl.profiles import profile_settings
 
     run = Path(config.init) if config.init else out / "pretrain"

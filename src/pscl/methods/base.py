@@ -19,7 +19,7 @@ from torch import nn
 from pscl.data.views import ViewConfig, ViewGeometry, make_views
 from pscl.losses import alignment_uniformity
 from pscl.nn import UNet
-from pscl.training import RuntimeConfig
+from pscl.train.trainer import RuntimeConfig
 
 
 @dataclass

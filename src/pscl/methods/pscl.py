@@ -90,7 +90,7 @@ class PSCLBase(PretrainMethod):
     """Heads and patch sampling shared by both variants."""
 
     # the patch loss trains the decoder, whose backward is slower in NHWC on AVX2-only CPUs
-    # (pscl.training.fit switches it on where faster: pscl.cpu.trains_channels_last)
+    # (pscl.train.trainer.fit switches it on where faster: pscl.cpu.trains_channels_last)
     channels_last = False
 
     def __init__(self, config):

@@ -32,7 +32,7 @@ def queue_length(requested: int, steps: int, keys_per_step: int, maximum: int) -
 def run_queue_length(requested: int, config, maximum: int, keys_per_image: int = 1) -> int:
     """:func:`queue_length` for a pretraining config: the run pushes ``keys_per_image`` keys per
     crop of the global batch (every process) each step."""
-    from pscl.pretrain import trainer_devices
+    from pscl.train.pretrain import trainer_devices
     per_step = config.batch_size * trainer_devices(config.devices) * keys_per_image
     return queue_length(requested, config.steps, per_step, maximum)
 

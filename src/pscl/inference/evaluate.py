@@ -8,7 +8,7 @@ from pscl.checkpoints import load_model
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import DataError, write_text
 from pscl.metrics import score_split
-from pscl.predict import segment, uses_bf16
+from pscl.inference.predict import segment, uses_bf16
 from pscl.run_folder import RunFolder
 
 
@@ -17,7 +17,7 @@ def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "te
              device: str = "cpu", tta: bool = False, precision: str = "auto") -> dict:
     """Segment every image of ``split`` with the model of ``run`` and score it against the masks
     (``tta``: averaged over the 8 flips and quarter turns; ``precision``: ``auto``, ``32-true`` or
-    ``bf16-mixed``, as in :func:`pscl.predict.predict`).
+    ``bf16-mixed``, as in :func:`pscl.inference.predict.predict`).
 
     Writes the result as JSON to ``eval_<dataset>_<split>.json`` in the folder ``out`` (default: the
     run folder; an ``out`` ending in ``.json`` is the file itself).

@@ -13,7 +13,7 @@ from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import DataError, load_micrograph
 from pscl.methods import GUIDED, METHODS, PretrainConfig, build_method
 from pscl.run_folder import RunFolder
-from pscl.training import fit
+from pscl.train.trainer import fit
 
 
 def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: PretrainConfig | None = None,

@@ -24,7 +24,7 @@ from pscl.losses import class_weights, segmentation_loss
 from pscl.metrics import confusion_matrix, scores
 from pscl.nn import UNet
 from pscl.run_folder import RunFolder
-from pscl.training import RuntimeConfig, best_checkpoint, fit
+from pscl.train.trainer import RuntimeConfig, best_checkpoint, fit
 
 
 LR_SCHEDULES = ("constant", "poly")

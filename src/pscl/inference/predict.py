@@ -1,6 +1,6 @@
 """Segmenting micrographs of any size with a trained run (torch) or an exported ONNX model.
 
-The tiling lives in :mod:`pscl.tiling` (numpy only); this module feeds it either the U-Net of a run
+The tiling lives in :mod:`pscl.inference.tiling` (numpy only); this module feeds it either the U-Net of a run
 or an ONNX Runtime session. Importing this module, and predicting with ``onnx=...``, never imports
 torch: a workstation that only segments needs onnxruntime, numpy and Pillow.
 
@@ -23,7 +23,7 @@ from pscl.data.databar import cut_data_bar
 from pscl.data.folders import list_images
 from pscl.data.io import (DataError, is_image_file, normalize_intensity, read_image, require_segmentable,
                           write_png, write_text)
-from pscl.tiling import Segmentation, TileModel, segment_tiled, with_tta
+from pscl.inference.tiling import Segmentation, TileModel, segment_tiled, with_tta
 
 PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
                     [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]],
@@ -60,7 +60,7 @@ def uses_bf16(precision: str, device: str = "cpu") -> bool:
 
 def segment(model, image: np.ndarray, tile: int = 512, overlap: int = 128, batch_size: int = 4,
             device="cpu", bf16: bool | None = None, channels_last: bool = True, tta: bool = False) -> Segmentation:
-    """Segment a normalised (H, W) float image with a U-Net by overlapping tiles (:mod:`pscl.tiling`);
+    """Segment a normalised (H, W) float image with a U-Net by overlapping tiles (:mod:`pscl.inference.tiling`);
     ``tta``: averaged over the 8 flips and quarter turns."""
     tile_model = torch_tile_model(model, device, bf16, channels_last)
     return segment_tiled(with_tta(tile_model) if tta else tile_model, image, model.num_classes, tile, overlap,
@@ -68,7 +68,7 @@ def segment(model, image: np.ndarray, tile: int = 512, overlap: int = 128, batch
 
 
 def onnx_tile_model(path: str | Path, threads: int = 0) -> tuple[TileModel, dict]:
-    """A tile model from an exported ONNX file (see :mod:`pscl.export`) and its metadata
+    """A tile model from an exported ONNX file (see :mod:`pscl.inference.export`) and its metadata
     (``classes``, ``widths``, ``config``)."""
     try:
         import onnxruntime as ort
@@ -157,7 +157,7 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
             crop_bottom: int | str | None = "auto", tta: bool = False, precision: str = "auto",
             progress=None) -> dict:
     """Segment an image or a folder with the model of ``run`` (or the ONNX file ``onnx``);
-    ``tta``: probabilities averaged over the 8 flips and quarter turns (:func:`pscl.tiling.with_tta`);
+    ``tta``: probabilities averaged over the 8 flips and quarter turns (:func:`pscl.inference.tiling.with_tta`);
     ``precision``: ``auto`` (bf16 where the hardware has it), ``32-true`` or ``bf16-mixed`` (torch only:
     ONNX Runtime runs the exported fp32 graph); ``progress(position, total, name)`` is called as
     the work advances (``position``: images done, fractional within a large one).

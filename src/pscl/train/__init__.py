@@ -1,0 +1,1 @@
+"""Training stages: self-supervised pretraining, fine-tuning, and the Lightning trainer recipe they share."""
