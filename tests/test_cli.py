@@ -17,7 +17,7 @@ def invoke(*args):
 
 def test_cli_end_to_end(tmp_path):
     data, run, pred = tmp_path / "data", tmp_path / "run", tmp_path / "pred"
-    r = invoke("data", "synth", data, "--n", 6, "--seed", 1, "--size", 128, "--unlabeled", 2)
+    r = invoke("data", "synth", "--out", data, "--n", 6, "--seed", 1, "--size", 128, "--unlabeled", 2)
     assert r.exit_code == 0, r.output
     assert invoke("data", "check", data).exit_code == 0
     r = invoke("finetune", data, "--out", run, "--profile", "smoke", "--steps", 20, "--no-progress",

@@ -98,7 +98,8 @@ def data_check(directory: Path = typer.Argument(..., help="dataset folder or pla
 
 @data_app.command("synth")
 @_errors_exit
-def data_synth(out: Path, n: int = typer.Option(12, "--n", help="labelled images"),
+def data_synth(out: Path = typer.Option(..., "--out", help="dataset folder to write"),
+               n: int = typer.Option(12, "--n", help="labelled images"),
                seed: int = 0, size: int = 256,
                unlabeled: Optional[int] = typer.Option(None, help="unlabelled images (default 2n)"),
                overwrite: bool = False) -> None:
