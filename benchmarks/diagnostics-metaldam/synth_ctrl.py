@@ -1,3 +1,7 @@
+"""Control for synth_pscl.py: random init vs a short SimCLR pretraining, 1-shot, 4 seeds.
+
+    python benchmarks/diagnostics-metaldam/synth_ctrl.py ROOT   (ROOT/syn: the synthetic set synth_pscl.py made)
+"""
 import sys, json, torch
 from pathlib import Path
 from pscl.train.finetune import FinetuneConfig, finetune
@@ -6,7 +10,7 @@ from pscl.nn import UNet
 from pscl.checkpoints import save_model
 from pscl.methods import PretrainConfig
 from pscl.train.pretrain import pretrain
-root = Path("/work/diag/synth1"); data = root / "syn"
+root = Path(sys.argv[1]); data = root / "syn"
 W = dict(widths=(8, 16, 32, 64), progress=False, accelerator="cpu")
 torch.manual_seed(123)
 save_model(root / "randinit", UNet(3, (8, 16, 32, 64)), {"norm": "batch"}, None)
