@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pscl.data.io import DataError
+from pscl.errors import DataError
 
 
 def flat_rows(image: np.ndarray, tolerance: float = 2.5 / 255, flat_share: float = 0.5) -> np.ndarray:

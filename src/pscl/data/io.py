@@ -21,15 +21,14 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from pscl.data.databar import cut_data_bar
+from pscl.errors import DataError  # re-exported: the project-wide input error
+
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 IGNORE_INDEX = 255
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file and the problem."""
 
 
 def is_image_file(path: Path) -> bool:
@@ -137,8 +136,6 @@ def load_micrograph(path: str | Path, crop_bottom: int | str | None = "auto") ->
     """Read a micrograph, cut off its SEM data bar and normalise its intensity: what training and
     prediction feed the network. ``crop_bottom``: "auto" detects the band
     (:mod:`pscl.data.databar`), a number cuts that many rows, None keeps every row."""
-    from pscl.data.databar import cut_data_bar  # databar imports this module
-
     return normalize_intensity(require_segmentable(cut_data_bar(read_image(path), crop_bottom, path)[0], path))
 
 
