@@ -34,7 +34,7 @@ from pscl.methods import GUIDED, METHODS as PRETRAIN_METHODS, PretrainConfig
 from pscl.train.pretrain import pretrain
 from pscl.profiles import method_options, profile_settings
 from pscl.provenance import provenance
-from pscl.run_folder import RunFolder, check_recorded
+from pscl.run_folder import FOREST_FILE, RunFolder, check_recorded
 
 METHODS = ("scratch", "full", *PRETRAIN_METHODS, "forest")
 
@@ -134,7 +134,8 @@ def _check_run(run: Path, config, ignore: tuple[str, ...] = ()) -> None:
 def _check_method_options(run: Path, config) -> None:
     """Refuse a pretraining whose recorded method options (as resolved for its run, e.g. queue sizes)
     differ from what this bench would resolve now."""
-    saved = RunFolder(run).read_config()
+    folder = RunFolder(run)
+    saved = folder.read_config()
     if saved is None:
         return
     from pscl.methods import METHODS
@@ -146,7 +147,7 @@ def _check_method_options(run: Path, config) -> None:
     differing = {k: (recorded[k], v) for k, v in wanted.items() if k in recorded and recorded[k] != v}
     if differing:
         details = "; ".join(f"{k} {old!r} there, {new!r} now" for k, (old, new) in differing.items())
-        raise DataError(f"{RunFolder(run).config_file}: pretrained with other method options than this bench runs "
+        raise DataError(f"{folder.config_file}: pretrained with other method options than this bench runs "
                         f"({details}); bench into another --out, or delete it to redo it")
 
 
@@ -281,15 +282,15 @@ def rebuild_report(data: str | Path, out: str | Path) -> dict:
 
 
 def _model_file(out: Path, method: str, round_index: int) -> Path:
-    run = out / "runs" / method / f"round{round_index}"
-    return run / ("forest.pkl" if method.split(":")[0] == "forest" else "model.pt")
+    folder = RunFolder(out / "runs" / method / f"round{round_index}")
+    return folder.forest_file if method.split(":")[0] == "forest" else folder.model_file
 
 
 def _prediction(out: Path, method: str, round_index: int, image: np.ndarray) -> np.ndarray | None:
     path = _model_file(out, method, round_index)
     if not path.exists():
         return None
-    if path.name == "forest.pkl":
+    if path.name == FOREST_FILE:
         import pickle
 
         from pscl.forest import segment_forest

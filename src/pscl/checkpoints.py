@@ -11,8 +11,7 @@ import torch
 
 from pscl.data.io import DataError, atomic_write
 from pscl.nn import UNet
-
-MODEL_FILE = "model.pt"
+from pscl.run_folder import MODEL_FILE  # the run folder owns the name
 
 
 def save_model(run: str | Path, model: UNet, config: dict, classes: list[str] | None, **extra) -> Path:

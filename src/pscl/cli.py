@@ -160,9 +160,10 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
     if init is not None and widths is not None:
         from pscl.checkpoints import read_model_file
-        if _ints(widths) != tuple(read_model_file(init)["widths"]):
+        init_widths = tuple(read_model_file(init)["widths"])
+        if _ints(widths) != init_widths:
             raise ValueError(f"--widths {widths} differs from the widths of --init {init} "
-                             f"({','.join(map(str, read_model_file(init)['widths']))}): the pretrained U-Net decides them")
+                             f"({','.join(map(str, init_widths))}): the pretrained U-Net decides them")
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
                                        lr_contracting_init=lr_contracting_init, head_warmup=head_warmup,
                                        lr_schedule=lr_schedule,
@@ -239,7 +240,8 @@ def probe(data: Path, init: Optional[Path] = typer.Option(None, help="pretrained
     result = api.linear_probe(data, init, config, split=split)
     print_scores(result, f"linear probe of {init or 'random features'} on {data} [{split}]")
     if out:
-        out = out if out.suffix == ".json" else out / f"probe_{split}.json"
+        from pscl.run_folder import output_file
+        out = output_file(out, f"probe_{split}.json")
         write_text(out, json.dumps(result, indent=1, default=float))
         console.print(f"written: {out}")
 

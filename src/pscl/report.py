@@ -155,7 +155,8 @@ def make_report(pred_dir: str | Path, out: str | Path | None = None, groups: dic
         fr = sample_fractions(np.array([per_image[s]["fractions"] for s in stems]),
                               np.array([per_image[s]["expected_fractions"] for s in stems])
                               if all(per_image[s]["expected_fractions"] for s in stems) else None)
-        sample_rows[sample] = {"images": stems, "calibration": cal.to_dict(), "fractions": fr.to_dict(classes),
+        fractions = fr.to_dict(classes)
+        sample_rows[sample] = {"images": stems, "calibration": cal.to_dict(), "fractions": fractions,
                                "particles": {c: {**p, "number_density": None} if c in continuous_set else p
                                              for c, p in summarise(objects, counts, field_area, cal).items()},
                                "histogram": _histograms(objects, classes, cal.length_unit)}
@@ -169,10 +170,10 @@ def make_report(pred_dir: str | Path, out: str | Path | None = None, groups: dic
             agreement = scores(truth_confusion, classes)
             sample_rows[sample]["dice_vs_truth"] = {c: v["dice"] for c, v in agreement["per_class"].items()}
             sample_rows[sample]["dice_fg_vs_truth"] = agreement["dice_fg"]
-        if "expected" in fr.to_dict(classes):
-            exp = fr.to_dict(classes)
+        if "expected" in fractions:
             sample_rows[sample]["uncertain_classes"] = [
-                c for c in classes if exp["expected"][c] is not None and abs(exp["mean"][c] - exp["expected"][c]) > UNSURE_GAP]
+                c for c in classes if fractions["expected"][c] is not None
+                and abs(fractions["mean"][c] - fractions["expected"][c]) > UNSURE_GAP]
         all_objects += objects
 
     from datetime import datetime, timezone

@@ -142,6 +142,13 @@ class RunFolder:
             path.unlink()
 
 
+def output_file(out: str | Path, name: str) -> Path:
+    """Where a command writes its JSON result: ``out`` is a folder, as in every command (``name``
+    inside it), unless it ends in ``.json``, which is the file itself."""
+    out = Path(out)
+    return out if out.suffix == ".json" else out / name
+
+
 def check_recorded(path: Path, recorded: dict, expected, ignore: tuple[str, ...] = ()) -> None:
     """Refuse to reuse (or resume) a run or result recorded with other settings than ``expected``
     (a config dataclass), so that one table never mixes two budgets. Settings the record lacks

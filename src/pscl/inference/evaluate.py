@@ -9,7 +9,7 @@ from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import DataError, write_text
 from pscl.metrics import score_split
 from pscl.inference.predict import segment, uses_bf16
-from pscl.run_folder import RunFolder
+from pscl.run_folder import RunFolder, output_file
 
 
 def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "test",
@@ -31,9 +31,8 @@ def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "te
     labels_of = lambda image: segment(model, image, tile, overlap, device=device, bf16=bf16, tta=tta).labels  # noqa: E731
     result = {"run": str(run), **score_split(ds, split, labels_of), "tta": tta,
               "precision": "bf16-mixed" if bf16 else "32-true", "config": payload.get("config")}
-    # --out is a folder as in every command (a name ending in .json is taken as the file itself)
     default = RunFolder(run).eval_file(ds.name, split)
-    out = default if out is None else Path(out) if str(out).endswith(".json") else Path(out) / default.name
+    out = default if out is None else output_file(out, default.name)
     write_text(out, json.dumps(result, indent=1, default=float))
     result["out"] = str(out)
     return result
