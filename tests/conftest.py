@@ -8,7 +8,7 @@ import pytest
 from pscl import FinetuneConfig, finetune, synthesize_dataset
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-TINY = dict(widths=(8, 16, 32, 64), crop=64, batch_size=4, progress=False, accelerator="cpu")
+TINY = dict(widths=(8, 16, 32, 64), crop=64, batch_size=4, progress=False, accelerator="cpu", precision="32-true")
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +25,7 @@ def pscl_pretraining(synth_data, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("pretrain") / "pscl"
     pretrain(synth_data, run, PretrainConfig(method="pscl-simclr", steps=60, batch_size=8, crop=64, checkpoint_every=60,
                                              widths=TINY["widths"], options={"top_k": 2}, progress=False,
-                                             accelerator="cpu"))
+                                             accelerator="cpu", precision="32-true"))
     return run
 
 

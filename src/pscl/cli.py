@@ -323,6 +323,7 @@ def bench(data: str = typer.Argument(..., help="dataset folder, or 'speed' for t
           settings: str = typer.Option("quick,paper", help="speed: size settings (quick, paper)"),
           paper_methods: Optional[str] = typer.Option(None, help="speed: methods of the slow paper-size rows "
                                                                 "(default: --methods)"),
+          modes: str = typer.Option("fp32,default", help="speed: fp32 (NCHW), fp32-cl (channels_last), default"),
           report_only: bool = typer.Option(False, "--report-only", help="rebuild report and figure from OUT's results; run nothing")) -> None:
     """Run the paper's protocol (resumable) and write a report; `pscl bench speed` measures speed."""
     command = "pscl " + " ".join(sys.argv[1:])
@@ -335,7 +336,7 @@ def bench(data: str = typer.Argument(..., help="dataset folder, or 'speed' for t
         from pscl.speed import write_speed
         pre = [m for m in methods.split(",") if m in api.METHODS] or list(api.METHODS)
         console.print(write_speed(out, pre, settings.split(","), paper_methods.split(",") if paper_methods else None,
-                                  command, log=console.print))
+                                  command, log=console.print, modes=modes.split(",")))
         return
     from pscl.bench import run_bench
     run_bench(Path(data), out, methods.split(","), shots=shots, rounds=rounds, profile=profile, seed=seed,

@@ -46,7 +46,10 @@ SETTINGS = {
     "paper": SpeedConfig(name="paper", widths=(32, 64, 128, 256), crop=376, pretrain_batch=9, finetune_crop=376,
                          finetune_batch=8, steps=2),
 }
-MODES = {"fp32": dict(precision="32-true", channels_last=False), "default": dict(precision="auto", channels_last=True)}
+MODES = {"fp32": dict(precision="32-true", channels_last=False),
+         # fp32 in channels_last: separates the layout's gain from bf16's where ``default`` is bf16
+         "fp32-cl": dict(precision="32-true", channels_last=True),
+         "default": dict(precision="auto", channels_last=True)}
 
 
 def _peak_mb() -> float:
@@ -226,7 +229,7 @@ def speed_table(result: dict) -> str:
 
 
 def write_speed(out, methods: list[str], settings: list[str], paper_methods: list[str] | None, command: str,
-                log=None) -> str:
+                log=None, modes: list[str] = ("fp32", "default")) -> str:
     """Measure (:func:`measure_speed`) and write ``out/speed.json`` and ``out/speed.md`` with their
     provenance; return the table."""
     import json
@@ -234,7 +237,7 @@ def write_speed(out, methods: list[str], settings: list[str], paper_methods: lis
     from pscl.provenance import provenance
     from pscl.data.io import write_text
     out = Path(out)
-    result = {**measure_speed(methods, settings, paper_methods=paper_methods, log=log), **provenance(),
+    result = {**measure_speed(methods, settings, modes, paper_methods=paper_methods, log=log), **provenance(),
               "command": command}
     write_text(out / "speed.json", json.dumps(result, indent=1))
     table = speed_table(result)
