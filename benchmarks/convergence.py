@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 from pscl.api import evaluate, finetune, finetune_config
-from pscl.data.io import write_text
+from pscl.bench.spec import parse_value
+from pscl.files import write_text
 from pscl.provenance import provenance
 
 
@@ -54,15 +55,6 @@ def write_curves(out: Path) -> None:
     write_text(out / "curves.md", "".join(lines))
 
 
-def _value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data")
@@ -88,7 +80,7 @@ def main() -> None:
     for kind in args.runs.split(","):
         name = kind + (f"-{args.suffix}" if args.suffix else "")
         run = args.out / "runs" / name
-        extra = {k: v for k, v in dict(**{kv.split("=")[0]: _value(kv.split("=", 1)[1]) for kv in args.set},
+        extra = {k: v for k, v in dict(**{kv.split("=")[0]: parse_value(kv.split("=", 1)[1]) for kv in args.set},
                                        crop=args.crop, batch_size=args.batch,
                                        widths=tuple(int(w) for w in args.widths.split(",")) if args.widths else None
                                        ).items() if v}

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from pscl.provenance import provenance
-from pscl.data.io import write_text
+from pscl.files import write_text
 from pscl.methods.guidance import compare_protocols, guidance_table
 
 

@@ -17,7 +17,7 @@ import torch
 
 from pscl.provenance import provenance
 from pscl.checkpoints import save_model
-from pscl.data.io import write_text
+from pscl.files import write_text
 from pscl.inference.export import export_onnx
 from pscl.nn import UNet
 from pscl.inference.predict import onnx_tile_model, segment_tiled, torch_tile_model

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pscl.data.io import write_text
+from pscl.files import write_text
 from pscl.provenance import provenance
 
 

@@ -12,8 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from pscl.bench.spec import folder_name
 from pscl.provenance import provenance
-from pscl.probe import ProbeConfig, linear_probe
+from pscl.studies.probe import ProbeConfig, linear_probe
 
 INITS = ("random", "simclr", "pscl-simclr", "pscl-simclr:a=0", "pscl-simclr:scales=2", "pscl-simclr:sampling=random",
          "pscl-simclr:annotated_in_batch=false", "pscl-simclr:steps=600")
@@ -25,7 +26,7 @@ for r in rounds:
     for init in INITS:
         if (init, r) in done:
             continue
-        run = None if init == "random" else out / "pretrain" / init / ("" if init == "simclr" else f"round{r}")
+        run = None if init == "random" else out / "pretrain" / folder_name(init) / ("" if init == "simclr" else f"round{r}")
         if run is not None and not (run / "model.pt").exists():
             print(f"[wait] {init} round {r}: no pretraining yet", flush=True)
             continue

@@ -6,7 +6,7 @@ import pytest
 
 from pscl import FinetuneConfig, finetune
 from pscl.bench import run_bench
-from pscl.data.io import DataError
+from pscl.errors import DataError
 from pscl.profiles import profile_settings
 
 
@@ -74,6 +74,13 @@ def test_report_only_rebuilds_the_report_from_the_results(bench_out, synth_data)
     assert summary["command"] == before["command"] and summary["methods"].keys() == before["methods"].keys()
     assert summary["methods"]["simclr"]["dice_fg_mean"] == before["methods"]["simclr"]["dice_fg_mean"]
     assert (out / "report.md").exists() and (out / "figure.png").exists()
+    # the budget stays the one recorded, even where the profile has changed since
+    recorded = {**before, "profile_settings": {"pretrain": {"steps": 7}, "finetune": {"steps": 9}}}
+    (out / "results.json").write_text(json.dumps(recorded))
+    rebuilt = rebuild_report(synth_data, out)
+    assert rebuilt["profile_settings"] == recorded["profile_settings"]
+    assert "- budget: {'pretrain': {'steps': 7}, 'finetune': {'steps': 9}}" in (out / "report.md").read_text()
+    (out / "results.json").write_text(json.dumps(before))
     with pytest.raises(DataError, match="no results.json"):
         rebuild_report(synth_data, out / "nothing-here")
 
@@ -162,41 +169,18 @@ def test_pick_suggest_fine_tunes_every_method_on_the_suggested_image(synth_data,
     assert again["methods"]["forest"]["suggested"]["dice_fg"] == summary["methods"]["forest"]["suggested"]["dice_fg"]
 
 
-def test_method_variants_parse_and_fail_clearly():
-    from pscl.bench import parse_method
-
-    assert parse_method("pscl-simclr:a=0") == ("pscl-simclr", {"a": 0}, {}, {})
-    assert parse_method("pscl-simclr:scales=2") == ("pscl-simclr", {"scales": [2]}, {}, {})
-    assert parse_method("pscl-simclr:scales=0/2:sampling=random") == ("pscl-simclr", {"scales": [0, 2], "sampling": "random"}, {}, {})
-    assert parse_method("pscl-simclr:annotated_in_batch=false") == ("pscl-simclr", {}, {"annotated_in_batch": False}, {})
-    assert parse_method("simclr:ft.lr_contracting_init=0.001") == ("simclr", {}, {}, {"lr_contracting_init": 0.001})
-    assert parse_method("scratch:ft.steps=800") == ("scratch", {}, {}, {"steps": 800})
-    assert parse_method("scratch+semi") == ("scratch", {}, {}, {"semi": True})
-    assert parse_method("pscl-simclr+semi:a=0") == ("pscl-simclr", {"a": 0}, {}, {"semi": True})
-    with pytest.raises(ValueError, match="no semi-supervised"):
-        parse_method("forest+semi")
-    with pytest.raises(ValueError, match="not a fine-tuning setting"):
-        parse_method("simclr:ft.speed=3")
-    with pytest.raises(ValueError, match="unknown method"):
-        parse_method("pscl-simclrr:a=0")
-    with pytest.raises(ValueError, match="key=value"):
-        parse_method("pscl-simclr:a")
-    with pytest.raises(ValueError, match="only pretraining methods"):
-        parse_method("scratch:a=0")
-
-
 def test_ablation_variant_runs_as_its_own_method(synth_data, tmp_path):
     summary = run_bench(synth_data, tmp_path, ["pscl-simclr:a=0:ft.lr_contracting_init=0.001"], rounds=1,
                         profile="smoke", log=lambda *_: None)
     assert list(summary["methods"]) == ["pscl-simclr:a=0:ft.lr_contracting_init=0.001"]
     row = summary["methods"]["pscl-simclr:a=0:ft.lr_contracting_init=0.001"]["rounds"][0]
     assert row["config"]["lr_contracting_init"] == 0.001
-    config = json.loads((tmp_path / "pretrain" / "pscl-simclr:a=0" / "round0" / "config.json").read_text())
+    config = json.loads((tmp_path / "pretrain" / "pscl-simclr__a=0" / "round0" / "config.json").read_text())
     assert config["method"] == "pscl-simclr" and config["options"]["a"] == 0
 
 
 def test_figure_shows_the_round_most_methods_have_models_of(tmp_path):
-    from pscl.bench import _shown_round
+    from pscl.bench.figure import _shown_round
 
     assert _shown_round(tmp_path, ["scratch", "forest"], 3) == 0  # nothing on disk: round 0
     for method, r, name in [("scratch", 0, "model.pt"), ("scratch", 2, "model.pt"), ("forest", 2, "forest.pkl"),
@@ -204,3 +188,44 @@ def test_figure_shows_the_round_most_methods_have_models_of(tmp_path):
         (tmp_path / "runs" / method / f"round{r}").mkdir(parents=True)
         (tmp_path / "runs" / method / f"round{r}" / name).write_bytes(b"")
     assert _shown_round(tmp_path, ["scratch", "forest"], 3) == 2
+
+
+def test_the_report_names_a_method_by_the_spec_its_results_record(bench_out, synth_data, tmp_path):
+    """Folders are specs made portable; the report is built from the spec each result records."""
+    import shutil
+
+    from pscl.bench import rebuild_report
+
+    out, _ = bench_out
+    copy = tmp_path / "copy"
+    shutil.copytree(out / "results", copy / "results")
+    shutil.copy(out / "results.json", copy / "results.json")
+    moved = copy / "results" / "simclr__ft.jitter=0.3"  # as a variant's folder is named
+    (copy / "results" / "simclr").rename(moved)
+    for f in moved.glob("round*.json"):
+        f.write_text(json.dumps({**json.loads(f.read_text()), "method": "simclr:ft.jitter=0.3"}))
+    rebuilt = rebuild_report(synth_data, copy)
+    assert "simclr:ft.jitter=0.3" in rebuilt["methods"] and "simclr__ft.jitter=0.3" not in rebuilt["methods"]
+    assert "| simclr:ft.jitter=0.3 | 2 |" in (copy / "report.md").read_text()
+
+
+def test_bench_commands_run_rebuild_and_refuse_bad_methods(synth_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from pscl.cli import app
+
+    out = tmp_path / "cli"
+    run = CliRunner().invoke(app, ["bench", "run", str(synth_data), "--out", str(out), "--methods", "forest",
+                                   "--rounds", "1", "--profile", "smoke"])
+    assert run.exit_code == 0, run.output
+    report = (out / "report.md").read_text()
+    assert "| forest | 1 |" in report
+    (out / "report.md").unlink()
+    again = CliRunner().invoke(app, ["bench", "run", str(synth_data), "--out", str(out), "--report-only"])
+    tables = lambda text: [line for line in text.splitlines()  # noqa: E731  (what rebuilding must not change)
+                           if not line.startswith(("- report written", "- date", "- machine"))]
+    assert again.exit_code == 0 and tables((out / "report.md").read_text()) == tables(report)
+    bad = CliRunner().invoke(app, ["bench", "run", str(synth_data), "--out", str(tmp_path / "x"), "--methods", "nope"])
+    assert bad.exit_code == 1 and "unknown method 'nope'" in bad.output and not (tmp_path / "x").exists()
+    speed = CliRunner().invoke(app, ["bench", "speed", "--out", str(tmp_path / "s"), "--methods", "scratch"])
+    assert speed.exit_code == 1 and "unknown pretraining method" in speed.output and not (tmp_path / "s").exists()

@@ -83,7 +83,7 @@ def test_a_bad_pixel_size_is_refused_before_any_output(tiny_run, synth_data, tmp
 
 def test_out_equal_to_the_input_folder_or_a_file_is_refused(tiny_run, tmp_path):
     from PIL import Image
-    from pscl.data.io import DataError
+    from pscl.errors import DataError
     Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "a.png")
     with pytest.raises(DataError, match="--out is the folder of the input images"):
         predict(tiny_run, tmp_path, tmp_path, tile=64, overlap=16)
@@ -94,7 +94,7 @@ def test_out_equal_to_the_input_folder_or_a_file_is_refused(tiny_run, tmp_path):
 
 def test_unreadable_images_do_not_stop_the_readable_ones(tiny_run, tmp_path):
     from PIL import Image
-    from pscl.data.io import DataError
+    from pscl.errors import DataError
     src = tmp_path / "in"
     src.mkdir()
     rng = np.random.default_rng(0)

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pscl.cli import app
-from pscl.probe import ProbeConfig, linear_probe
+from pscl.studies.probe import ProbeConfig, linear_probe
 
 from conftest import TINY
 
@@ -31,7 +31,7 @@ def test_probe_trains_only_the_classifier(synth_data):
 
     from pscl.data import load_dataset
     from pscl.nn import UNet
-    from pscl.probe import train_classifier
+    from pscl.studies.probe import train_classifier
 
     ds = load_dataset(synth_data)
     image, mask = ds.load_pair(ds.shots(1, 0)[0])

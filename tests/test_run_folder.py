@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from pscl import FinetuneConfig, evaluate, finetune
 from pscl.cli import app
 from pscl.data import load_dataset
-from pscl.data.io import DataError
+from pscl.errors import DataError
 from pscl.run_folder import RunFolder
 
 from conftest import TINY

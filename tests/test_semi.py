@@ -9,8 +9,8 @@ from pscl import FinetuneConfig, finetune
 from pscl.checkpoints import read_model_file
 from pscl.data.io import IGNORE_INDEX
 from pscl.data.photometric import StrongPhotometric
-from pscl.data.views import ViewConfig, sample_geometry
-from pscl.semi import ClassThresholds, confident_pseudo_labels, warp_labels
+from pscl.data.views import ViewConfig, draw_geometry
+from pscl.train.semi import ClassThresholds, confident_pseudo_labels, warp_labels
 
 from conftest import TINY
 
@@ -52,12 +52,12 @@ def test_the_warped_pseudo_label_is_the_label_of_the_same_material():
     n, size = 6, 32
     ids = torch.arange(size * size).reshape(1, size, size).expand(n, -1, -1)
     image = (ids.float() / (size * size))[:, None]  # intensity encodes the material (pixel) id
-    geometry = sample_geometry(n, ViewConfig(crop_min=1.0), generator=torch.Generator().manual_seed(0))
+    geometry = draw_geometry(n, ViewConfig(crop_min=1.0), generator=torch.Generator().manual_seed(0))
     labels = (image[:, 0] * size * size).round().long()  # the "teacher": material id from intensity
     strong = geometry.warp(image, mode="nearest")
     shown = (strong[:, 0] * size * size).round().long()
     assert torch.equal(warp_labels(geometry, labels), shown)
-    cropped = sample_geometry(n, ViewConfig(), generator=torch.Generator().manual_seed(1))  # crop + resize
+    cropped = draw_geometry(n, ViewConfig(), generator=torch.Generator().manual_seed(1))  # crop + resize
     assert torch.equal(warp_labels(cropped, labels),
                        (cropped.warp(image, mode="nearest")[:, 0] * size * size).round().long())
     ignored = labels.masked_fill(labels % 3 == 0, IGNORE_INDEX)  # not-confident pixels stay ignored

@@ -1,5 +1,5 @@
 """`pscl bench speed`: every row measured, FLOPs counted, the table names the CPU."""
-from pscl.speed import SpeedConfig, measure_speed, speed_table
+from pscl.bench.speed import SpeedConfig, measure_speed, speed_table
 
 TINY = SpeedConfig(name="tiny", widths=(8, 16, 32, 64), crop=32, pretrain_batch=4, finetune_crop=32, finetune_batch=2,
                    steps=1, warmup=1, image_size=(70, 90), tile=64, overlap=16)

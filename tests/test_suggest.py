@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from pscl.data.io import write_png
+from pscl.files import write_png
 from pscl.data.synth import synth_micrograph
-from pscl.suggest import SuggestConfig, greedy_set, suggest, support
+from pscl.studies.suggest import SuggestConfig, greedy_set, suggest, support
 
 
 def test_greedy_set_is_joint_not_top_k():
@@ -53,7 +53,7 @@ def test_all_class_image_ranked_first(tmp_path, seed):
 
 def test_embeddings_do_not_depend_on_orientation():
     from pscl.nn import UNet
-    from pscl.suggest import patch_embeddings
+    from pscl.studies.suggest import patch_embeddings
 
     image = np.random.default_rng(0).random((64, 96), dtype=np.float32)
     model = UNet(2, (8, 16, 32, 64))

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from pscl.data.views import ViewConfig, cell_coverage, make_views, sample_geometry
+from pscl.data.views import ViewConfig, cell_coverage, make_views, draw_geometry
 
 S = 32
 
@@ -15,7 +15,7 @@ def coordinate_image(batch: int) -> torch.Tensor:
 
 def geometry(batch, crop_min, seed=0):
     g = torch.Generator().manual_seed(seed)
-    geo = sample_geometry(batch, ViewConfig(crop_min=crop_min), generator=g)
+    geo = draw_geometry(batch, ViewConfig(crop_min=crop_min), generator=g)
     geo.matrix, geo.offset = geo.matrix.double(), geo.offset.double()
     return geo
 

@@ -20,7 +20,7 @@ from pscl.train.finetune import FinetuneConfig, finetune
 from pscl.methods import METHODS, PretrainConfig
 from pscl.inference.predict import predict, segment
 from pscl.train.pretrain import pretrain
-from pscl.probe import ProbeConfig, linear_probe
+from pscl.studies.probe import ProbeConfig, linear_probe
 from pscl.profiles import PROFILES, method_options, profile_settings
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from pscl.data.io import DataError, atomic_write
+from pscl.errors import DataError
+from pscl.files import atomic_write
 from pscl.nn import UNet
 from pscl.run_folder import MODEL_FILE  # the run folder owns the name
 

@@ -12,7 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from pscl.data.io import IGNORE_INDEX, DataError
+from pscl.data.io import IGNORE_INDEX
+from pscl.errors import DataError
 
 
 def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:

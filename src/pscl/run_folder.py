@@ -4,7 +4,7 @@ Layout::
 
     RUN/config.json              the full config of the run (written once its inputs are checked)
     RUN/model.pt                 the selected U-Net (pscl.checkpoints); its presence means "finished"
-    RUN/forest.pkl               the random forest's model file (pscl.forest), likewise
+    RUN/forest.pkl               the random forest's model file (pscl.train.forest), likewise
     RUN/checkpoints/last.ckpt    Lightning's resume point; best.ckpt: best on val
     RUN/logs*/metrics.csv        one log per (resumed) session
     RUN/wall.json                wall-clock seconds (the bench)
@@ -21,7 +21,8 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pscl.data.io import DataError, write_text
+from pscl.errors import DataError
+from pscl.files import write_text
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.pt"

@@ -93,7 +93,7 @@ class RandomCropDataset(Dataset):
 
 
 class StreamSampler(Sampler[int]):
-    """Yields the global sample indices ``epoch * length + i``; Lightning calls ``set_epoch``.
+    """Yields the global crop indices ``epoch * length + i``; Lightning calls ``set_epoch``.
 
     With the index-seeded :class:`RandomCropDataset`, every epoch draws fresh crops and a resumed
     run draws exactly the crops the uninterrupted run would have drawn. Under DDP (W processes)

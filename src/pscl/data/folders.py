@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pscl.data.databar import rows_to_cut
-from pscl.data.io import (IGNORE_INDEX, DataError, is_image_file, load_micrograph, normalize_intensity,
-                          read_image, read_mask, require_segmentable)
+from pscl.metallography.databar import rows_to_cut
+from pscl.data.io import (IGNORE_INDEX, is_image_file, load_micrograph, normalize_intensity, read_image, read_mask,
+                          require_segmentable)
+from pscl.errors import DataError
 
 SPLITS = ("train", "val", "test")
 

@@ -1,4 +1,4 @@
-"""Reading micrographs and masks, intensity normalisation, atomic writes.
+"""Reading micrographs and masks, intensity normalisation.
 
 Conversion to grey float, documented once here and used everywhere:
 
@@ -13,21 +13,16 @@ percentile to 0..1, because brightness and contrast vary a lot between micrograp
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
 
-from pscl.data.databar import cut_data_bar
+from pscl.metallography.databar import cut_data_bar
 from pscl.errors import DataError  # re-exported: the project-wide input error
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 IGNORE_INDEX = 255
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -135,33 +130,5 @@ def normalize_intensity(image: np.ndarray, low: float = 1.0, high: float = 99.0)
 def load_micrograph(path: str | Path, crop_bottom: int | str | None = "auto") -> np.ndarray:
     """Read a micrograph, cut off its SEM data bar and normalise its intensity: what training and
     prediction feed the network. ``crop_bottom``: "auto" detects the band
-    (:mod:`pscl.data.databar`), a number cuts that many rows, None keeps every row."""
+    (:mod:`pscl.metallography.databar`), a number cuts that many rows, None keeps every row."""
     return normalize_intensity(require_segmentable(cut_data_bar(read_image(path), crop_bottom, path)[0], path))
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place.
-
-    Readers never see a half-written file; on error the temporary file is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are for sharing
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda p: p.write_text(text))
-
-
-def write_png(path: str | Path, array: np.ndarray) -> Path:
-    """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically."""
-    return atomic_write(path, lambda p: Image.fromarray(array).save(p, format="PNG"))

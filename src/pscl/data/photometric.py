@@ -1,7 +1,7 @@
 """Strong photometric augmentation of normalised micrographs (batched torch): brightness,
 contrast, gamma, blur and noise, each drawn per sample.
 
-The student's view in semi-supervised fine-tuning (:mod:`pscl.semi`): micrographs of one set differ
+The student's view in semi-supervised fine-tuning (:mod:`pscl.train.semi`): micrographs of one set differ
 in exactly these ways (detector gain, focus, dwell time), and the teacher's pseudo-labels of the
 plain view must hold under them.
 """

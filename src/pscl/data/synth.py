@@ -25,7 +25,7 @@ from PIL import Image
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from pscl.data.io import DataError
+from pscl.errors import DataError
 
 CLASSES = ["matrix", "lamellar", "precipitate"]
 

@@ -4,7 +4,7 @@ View 1: intensity jitter only. View 2: independent jitter, then a flip (p 0.5), 
 k * 90 degrees (k uniform in 0..3) and a crop keeping 80-100 % of each side, resized back to the
 full size (``../shared/docs/pscl-method.md``). Everything runs batched on the tensors' device.
 
-Geometry as one affine map per sample. In the normalised coordinates of ``F.affine_grid``
+Geometry as one affine map per crop. In the normalised coordinates of ``F.affine_grid``
 (``align_corners=False``: the centre of pixel i of n sits at (2i + 1) / n - 1), view 2 is
 ``grid_sample(view1_geometry, grid)`` with ``p1 = A p2 + t``: the point p2 of view 2 shows the
 material at p1 of view 1. Flips and quarter turns make A a signed permutation, so pixel and cell
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 @dataclass
 class ViewGeometry:
-    """Per-sample geometry of view 2 relative to view 1: ``p1 = matrix @ p2 + offset``.
+    """Per-crop geometry of view 2 relative to view 1: ``p1 = matrix @ p2 + offset``.
 
     matrix: (B, 2, 2) acting on (x, y) normalised coordinates; offset: (B, 2); plus the drawn
     parameters for logging and tests: flip (B,) bool, quarter_turns (B,) long, crop_scale (B, 2)
@@ -68,7 +68,7 @@ class ViewConfig:
 
 
 def jitter_batch(x: torch.Tensor, strength: float, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-sample brightness and contrast jitter around mid-grey, applied with probability p."""
+    """Per-crop brightness and contrast jitter around mid-grey, applied with probability p."""
     b = x.shape[0]
     shape = (b, 1, 1, 1)
     on = (torch.rand(shape, generator=generator, device=x.device) < p).to(x.dtype)
@@ -77,9 +77,9 @@ def jitter_batch(x: torch.Tensor, strength: float, p: float, generator: torch.Ge
     return (x - 0.5) * contrast + 0.5 + brightness
 
 
-def sample_geometry(batch: int, config: ViewConfig, device: torch.device | str = "cpu",
+def draw_geometry(batch: int, config: ViewConfig, device: torch.device | str = "cpu",
                     generator: torch.Generator | None = None) -> ViewGeometry:
-    """Draw flips, quarter turns and crops for ``batch`` samples."""
+    """Draw flips, quarter turns and crops for ``batch`` crops."""
     def rand(*shape):
         return torch.rand(*shape, generator=generator, device=device)
 
@@ -105,7 +105,7 @@ def make_views(x: torch.Tensor, config: ViewConfig = ViewConfig(),
     """(view1, view2, geometry) from a batch of square crops (B, 1, S, S) in 0..1."""
     if x.shape[-1] != x.shape[-2]:
         raise ValueError(f"views need square crops (rotation), got {tuple(x.shape[-2:])}")
-    geometry = sample_geometry(x.shape[0], config, x.device, generator)
+    geometry = draw_geometry(x.shape[0], config, x.device, generator)
     view1 = jitter_batch(x, config.jitter, config.jitter_p, generator)
     view2 = jitter_batch(geometry.warp(x), config.jitter, config.jitter_p, generator)
     return view1, view2, geometry

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from pscl.checkpoints import load_model
 from pscl.data.folders import DatasetFolder, load_dataset
-from pscl.data.io import DataError, write_text
+from pscl.errors import DataError
+from pscl.files import write_text
 from pscl.metrics import score_split
 from pscl.inference.predict import segment, uses_bf16
 from pscl.run_folder import RunFolder, output_file

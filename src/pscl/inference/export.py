@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from pscl.checkpoints import load_model
-from pscl.data.io import atomic_write
+from pscl.files import atomic_write
 
 
 class _Logits(torch.nn.Module):
@@ -30,7 +30,7 @@ def export_onnx(run: str | Path, path: str | Path, opset: int = 18) -> Path:
     """Write the U-Net of ``run`` as an ONNX file at ``path`` (atomically); return the path."""
     import onnx
 
-    from pscl.data.io import DataError
+    from pscl.errors import DataError
     if Path(path).is_dir():
         raise DataError(f"{path}: --onnx is a folder; give the .onnx file to write")
     model, payload = load_model(run)

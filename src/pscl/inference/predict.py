@@ -18,16 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pscl.calibration import read_calibration
-from pscl.data.databar import cut_data_bar
+from pscl.metallography.calibration import read_calibration
+from pscl.metallography.databar import cut_data_bar
 from pscl.data.folders import list_images
-from pscl.data.io import (DataError, is_image_file, normalize_intensity, read_image, require_segmentable,
-                          write_png, write_text)
+from pscl.data.io import is_image_file, normalize_intensity, read_image, require_segmentable
+from pscl.errors import DataError
+from pscl.files import write_png, write_text
+from pscl.inference.overlay import overlay
 from pscl.inference.tiling import Segmentation, TileModel, segment_tiled, with_tta
 
-PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-                    [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]],
-                   dtype=np.uint8)
 PREDICTIONS_FILE = "predictions.json"
 
 
@@ -95,17 +94,6 @@ def onnx_tile_model(path: str | Path, threads: int = 0) -> tuple[TileModel, dict
         e = np.exp(logits - logits.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
     return run, meta
-
-
-def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45, rows: int = 256) -> np.ndarray:
-    """RGB uint8: the normalised grey image with class colours blended over it, ``rows`` rows at a
-    time so that no float copy of a whole large micrograph is made (memory: the output only)."""
-    out = np.empty((*labels.shape, 3), dtype=np.uint8)
-    for y in range(0, labels.shape[0], rows):
-        grey = (np.clip(image[y:y + rows], 0, 1) * 255).astype(np.float32)[..., None]
-        colour = PALETTE[labels[y:y + rows] % len(PALETTE)].astype(np.float32)
-        out[y:y + rows] = np.clip((1 - alpha) * grey + alpha * colour, 0, 255).astype(np.uint8)
-    return out
 
 
 def collect_inputs(source: str | Path) -> list[Path]:
@@ -225,5 +213,5 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
     return results
 
 
-__all__ = ["PALETTE", "check_predict_options", "Segmentation", "uses_bf16", "segment", "segment_tiled", "torch_tile_model", "onnx_tile_model",
-           "overlay", "predict", "collect_inputs", "fractions_table"]
+__all__ = ["check_predict_options", "Segmentation", "uses_bf16", "segment", "segment_tiled", "torch_tile_model", "onnx_tile_model",
+           "predict", "collect_inputs", "fractions_table"]

@@ -24,7 +24,7 @@ import torch
 
 from pscl.data.crops import GuidedBatches
 from pscl.data.folders import DatasetFolder, load_dataset
-from pscl.data.io import DataError
+from pscl.errors import DataError
 from pscl.run_folder import RunFolder
 from pscl.data.views import cell_coverage, make_views
 
@@ -110,7 +110,7 @@ def measure_guidance(data: str | Path | DatasetFolder, init: str | Path | None, 
         for s in hp.scales:
             e2 = method.embed_all(out.decoder[s], method.dense_heads[s])
             grid = int(round(e2.shape[-1] ** 0.5))
-            picked = method.sample(s, e2, geo, batch)
+            picked = method.pick_cells(s, e2, geo, batch)
             cover = cell_coverage(masks, c, grid, geo).flatten(2)  # (B, C, N) in view 2's frame
             truth = cover.argmax(1)  # (B, N) majority class of every cell
             _count(tally[s], picked, cover, truth, c, method.per_class(s))

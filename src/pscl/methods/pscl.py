@@ -69,7 +69,7 @@ class PSCLHparams:
 
 
 @dataclass
-class PatchSample:
+class PatchCells:
     """Sampled cells of one scale: view-2 cells (B, T), their view-1 partners (B, T), the
     (pseudo-)class of each column (T,), each cell's coverage weight (B, T) and whether it takes
     part (B, T): a declined match does not (:func:`pscl.methods.sampling.decline_matches`)."""
@@ -110,7 +110,7 @@ class PSCLBase(PretrainMethod):
         return self.hp.top_k * 2 ** scale
 
     @torch.no_grad()
-    def sample(self, scale: int, e2: torch.Tensor, geometry: ViewGeometry, batch: dict) -> PatchSample:
+    def pick_cells(self, scale: int, e2: torch.Tensor, geometry: ViewGeometry, batch: dict) -> PatchCells:
         """Choose the cells of one scale. e2: (B, D, N) view-2 embeddings (detached use)."""
         b, _, n = e2.shape
         grid = int(round(n ** 0.5))
@@ -120,7 +120,7 @@ class PSCLBase(PretrainMethod):
         match = geometry.match_cells(grid)  # (B, N): view-2 cell -> view-1 cell
         if n_annotated == 0:  # ablation: no annotated image, random cells, no classes
             cells2 = match_random(b, t, n, device=e2.device)
-            return PatchSample(cells2, match.gather(1, cells2), None, torch.ones(b, t, device=e2.device),
+            return PatchCells(cells2, match.gather(1, cells2), None, torch.ones(b, t, device=e2.device),
                                torch.ones(b, t, dtype=torch.bool, device=e2.device))
         coverage = cell_coverage(batch["mask"][:1], self.num_classes, grid, _first(geometry))[0].flatten(1)
         tmpl_cells, classes, tmpl_weights = select_templates(coverage, k, purity=self.hp.template_purity)
@@ -138,13 +138,13 @@ class PSCLBase(PretrainMethod):
                 keep[1:] = decline_matches(sim, assigned, classes, self.hp.margin)
         cells2 = torch.cat([tmpl_cells[None], assigned], 0)  # (B, found)
         weights = tmpl_weights[None].expand(b, found) * keep
-        # pad to the full C*K columns (not kept) so every process's sample has the same shape
+        # pad to the full C*K columns (not kept) so every process's cells have the same shape
         pad = t - found
         if pad:
             cells2 = F.pad(cells2, (0, pad))
             weights, keep = F.pad(weights, (0, pad)), F.pad(keep, (0, pad))
             classes = F.pad(classes, (0, pad))
-        return PatchSample(cells2, match.gather(1, cells2), classes, weights, keep)
+        return PatchCells(cells2, match.gather(1, cells2), classes, weights, keep)
 
     @staticmethod
     def embed_all(feature: torch.Tensor, head: nn.Module) -> torch.Tensor:
@@ -156,9 +156,7 @@ class PSCLBase(PretrainMethod):
         """(B*T, D) embeddings of the cells (B, T) only: the dense head is per cell (1x1 convs and
         a per-cell LayerNorm), so running it on the gathered features equals gathering its map,
         at a fraction of the cost."""
-        flat = feature.flatten(2)  # (B, C, N)
-        picked = flat.gather(2, cells[:, None, :].expand(-1, flat.shape[1], -1))  # (B, C, T)
-        emb = head(picked[..., None])[..., 0]  # (B, D, T)
+        emb = head(cells_of(feature.flatten(2), cells)[..., None])[..., 0]  # (B, C, T) -> (B, D, T)
         return emb.permute(0, 2, 1).reshape(-1, emb.shape[1])
 
     def combine(self, image_loss: torch.Tensor, patch_losses: dict[int, torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -174,7 +172,11 @@ def _first(geometry: ViewGeometry) -> ViewGeometry:
                         geometry.crop_scale[:1])
 
 
+def cells_of(e: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """(B, D, N) maps at (B, T) cell indices -> (B, D, T)."""
+    return e.gather(2, cells[:, None, :].expand(-1, e.shape[1], -1))
+
+
 def gather_cells(e: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
-    """(B, D, N) embeddings at (B, T) cell indices -> (B*T, D)."""
-    picked = e.gather(2, cells[:, None, :].expand(-1, e.shape[1], -1))  # (B, D, T)
-    return picked.permute(0, 2, 1).reshape(-1, e.shape[1])
+    """(B, D, N) embeddings at (B, T) cell indices -> (B*T, D), rows in (image, cell) order."""
+    return cells_of(e, cells).permute(0, 2, 1).reshape(-1, e.shape[1])

@@ -105,7 +105,7 @@ class PSCLMoCo(PSCLBase):
             if self.hp.a == 0:
                 patch[s] = image_loss * 0.0
                 break
-            picked = self.sample(s, keys[s], geometry, batch)
+            picked = self.pick_cells(s, keys[s], geometry, batch)
             b, t = picked.cells2.shape
             qs = self.embed_at(out1.decoder[s], self.dense_heads[s], picked.cells1)  # (B*T, D)
             ks = gather_cells(keys[s], picked.cells2)

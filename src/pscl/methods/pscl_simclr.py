@@ -35,7 +35,7 @@ class PSCLSimCLR(PSCLBase):
             for s in self.hp.scales:
                 f1, f2, head = out1.decoder[s], out2.decoder[s], self.dense_heads[s]
                 with torch.no_grad():  # all cells of view 2, for the matching only
-                    picked = self.sample(s, self.embed_all(f2, head), geometry, batch)
+                    picked = self.pick_cells(s, self.embed_all(f2, head), geometry, batch)
                 p1, p2 = self.embed_at(f1, head, picked.cells1), self.embed_at(f2, head, picked.cells2)  # (B*T, D)
                 keep = gather_no_grad(picked.keep.reshape(-1))  # declined matches take no part
                 labels = None if picked.classes is None else gather_no_grad(picked.labels)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from pscl.distributed import gather_no_grad
+from pscl.train.trainer import trainer_devices
 
 REFILLS = 8  # the run pushes at least this many queues' worth of keys (the paper's queue: 504)
 
@@ -32,7 +33,6 @@ def queue_length(requested: int, steps: int, keys_per_step: int, maximum: int) -
 def run_queue_length(requested: int, config, maximum: int, keys_per_image: int = 1) -> int:
     """:func:`queue_length` for a pretraining config: the run pushes ``keys_per_image`` keys per
     crop of the global batch (every process) each step."""
-    from pscl.train.pretrain import trainer_devices
     per_step = config.batch_size * trainer_devices(config.devices) * keys_per_image
     return queue_length(requested, config.steps, per_step, maximum)
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from pscl.checkpoints import load_backbone, read_model_file, save_model
 from pscl.data.crops import RandomCropDataset, StreamSampler
 from pscl.data.folders import DatasetFolder, load_dataset
-from pscl.data.io import DataError
+from pscl.errors import DataError
 from pscl.losses import class_weights, segmentation_loss
 from pscl.metrics import confusion_matrix, scores
 from pscl.nn import UNet
@@ -65,7 +65,7 @@ class FinetuneConfig(RuntimeConfig):
     # (thin or small phases: precipitates, defects, cracks); 0 = uniform crops only
     rare_crops: float = 0.0
     rare_classes: int = 2
-    # semi-supervised fine-tuning (pscl.semi): an EMA teacher's confident labels of unlabelled crops
+    # semi-supervised fine-tuning (pscl.train.semi): an EMA teacher's confident labels of unlabelled crops
     # teach the student on strong views of them
     semi: bool = False
     semi_weight: float = 1.0  # weight of the unlabelled loss once ramped up
@@ -225,7 +225,7 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     weights = class_weights(masks, len(classes), power=config.class_weight_power)
     train_loader = DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(len(train)))
     if config.semi:
-        from pscl.semi import SemiSegmentationModule, unlabelled_crops
+        from pscl.train.semi import SemiSegmentationModule, unlabelled_crops
         module = SemiSegmentationModule(model, cfg, weights, classes)
         extra = unlabelled_crops(ds, config)
         train_loader = {"labelled": train_loader, "unlabelled": DataLoader(

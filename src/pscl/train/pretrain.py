@@ -10,10 +10,11 @@ from pscl.checkpoints import save_model
 from pscl.cpu import on_gpu
 from pscl.data.crops import GuidedBatches, RandomCropDataset, StreamSampler
 from pscl.data.folders import DatasetFolder, load_dataset
-from pscl.data.io import DataError, load_micrograph
+from pscl.data.io import load_micrograph
+from pscl.errors import DataError
 from pscl.methods import GUIDED, METHODS, PretrainConfig, build_method
 from pscl.run_folder import RunFolder
-from pscl.train.trainer import fit
+from pscl.train.trainer import fit, trainer_devices
 
 
 def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: PretrainConfig | None = None,
@@ -69,14 +70,3 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
     if trainer.global_rank == 0:
         save_model(out, method.backbone.cpu(), cfg, None, pretrained_with=config.method)
     return {"run": str(out), "method": config.method, "steps": int(trainer.global_step), "images": len(paths)}
-
-
-def trainer_devices(devices: int | str) -> int:
-    """How many processes a ``devices`` setting asks for (1 for 'auto' or a single device)."""
-    if isinstance(devices, int):
-        return devices
-    if isinstance(devices, str) and devices.isdigit():
-        return int(devices)
-    if isinstance(devices, (list, tuple)):
-        return len(devices)
-    return 1

@@ -101,3 +101,14 @@ def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
         if cb.monitor and cb.best_model_path:
             return cb
     return None
+
+
+def trainer_devices(devices: int | str) -> int:
+    """How many processes a ``devices`` setting asks for (1 for 'auto' or a single device)."""
+    if isinstance(devices, int):
+        return devices
+    if isinstance(devices, str) and devices.isdigit():
+        return int(devices)
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    return 1

@@ -1,66 +1,17 @@
-"""ONNX export parity, torch-free ONNX prediction, and the HTML report in a headless browser."""
+"""The metallographer's report: numbers, the HTML page in a headless browser, refusals, scale bar and warnings."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from pscl.checkpoints import load_model
-from pscl.data.io import read_mask
-from pscl.inference.predict import onnx_tile_model, predict
-
-pytest.importorskip("onnxruntime", reason="onnxruntime is a test dependency")
-
-
-@pytest.fixture(scope="module")
-def onnx_model(tiny_run, tmp_path_factory) -> Path:
-    from pscl.inference.export import export_onnx
-
-    return export_onnx(tiny_run, tmp_path_factory.mktemp("onnx") / "model.onnx")
-
-
-def test_onnx_logits_equal_torch(tiny_run, onnx_model):
-    import onnxruntime as ort
-
-    model, payload = load_model(tiny_run)
-    session = ort.InferenceSession(str(onnx_model), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).random((2, 1, 75, 133), dtype=np.float32)  # odd sizes: padding path
-    with torch.no_grad():
-        expected = model(torch.from_numpy(x)).numpy()
-    got = session.run(None, {"image": x})[0]
-    assert got.shape == expected.shape
-    assert np.abs(got - expected).max() < 1e-4
-    _, meta = onnx_tile_model(onnx_model)
-    assert meta["classes"] == payload["classes"] and meta["widths"] == list(model.widths)
-
-
-def test_predict_with_onnx_imports_no_torch_and_matches(tiny_run, onnx_model, synth_data, tmp_path):
-    images = synth_data / "images"
-    torch_out, onnx_out = tmp_path / "torch", tmp_path / "onnx"
-    # fp32 on both sides: ONNX Runtime runs the fp32 graph, torch's "auto" may be bf16 on this CPU
-    predict(tiny_run, images, torch_out, tile=64, overlap=16, precision="32-true")
-    code = ("import sys; sys.modules['torch'] = None\n"  # any `import torch` now fails
-            "from pscl.cli import main\n"
-            f"sys.argv = ['pscl', 'predict', '--onnx', {str(onnx_model)!r}, {str(images)!r}, '--out', {str(onnx_out)!r},"
-            " '--tile', '64', '--overlap', '16', '--um-per-px', '0.1']\n"
-            "main()\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    masks = sorted(torch_out.glob("*_mask.png"))
-    assert masks and len(masks) == len(list(onnx_out.glob("*_mask.png")))
-    agree = np.mean([np.mean(read_mask(m) == read_mask(onnx_out / m.name)) for m in masks])
-    assert agree > 0.999
-    meta = json.loads((onnx_out / "predictions.json").read_text())
-    first = next(iter(meta["images"].values()))
-    assert first["calibration"] == {"um_per_px": 0.1, "source": "user", "length_unit": "µm"}
-
+from pscl.errors import DataError
+from pscl.inference.predict import predict
 
 def _chromium() -> str | None:
     for name in ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome"):
@@ -70,7 +21,7 @@ def _chromium() -> str | None:
 
 
 def test_report_numbers_and_html(tiny_run, synth_data, tmp_path):
-    from pscl.report import make_report, read_groups
+    from pscl.metallography.report import make_report, read_groups
 
     pred = tmp_path / "pred"
     predict(tiny_run, synth_data / "images", pred, tile=64, overlap=16, um_per_px=0.2)
@@ -115,8 +66,7 @@ def test_report_numbers_and_html(tiny_run, synth_data, tmp_path):
 
 
 def test_report_refuses_a_wrong_truth_or_groups_and_says_partial_truth(tiny_run, synth_data, tmp_path):
-    from pscl.data.io import DataError
-    from pscl.report import make_report
+    from pscl.metallography.report import make_report
 
     pred = tmp_path / "pred"
     predict(tiny_run, synth_data / "images", pred, tile=64, overlap=16)
@@ -141,8 +91,8 @@ def test_report_refuses_a_wrong_truth_or_groups_and_says_partial_truth(tiny_run,
 
 
 def test_scale_bar_and_unsure_phase_warning(tiny_run, synth_data, tmp_path):
-    from pscl.report import make_report
-    from pscl.report_html import scale_bar_length
+    from pscl.metallography.report import make_report
+    from pscl.metallography.report_html import scale_bar_length
 
     assert [scale_bar_length(w) for w in (40.0, 100.0, 7.0, 0.9)] == [10.0, 20.0, 1.0, 0.2]
     pred = tmp_path / "pred"
@@ -157,11 +107,3 @@ def test_scale_bar_and_unsure_phase_warning(tiny_run, synth_data, tmp_path):
     assert sample["particles"]["lamellar"]["number_density"] is None
     assert sample["particles"]["matrix"]["number_density"] is not None  # --continuous replaces the default
     assert "disagree strongly" in (Path(result["out"]) / "report.html").read_text()
-
-
-def test_export_prints_no_torchvision_warnings(tiny_run, tmp_path):
-    code = ("from pscl.inference.export import export_onnx\n"
-            f"export_onnx({str(tiny_run)!r}, {str(tmp_path / 'm.onnx')!r})\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "m.onnx").exists() and "torchvision" not in done.stderr + done.stdout

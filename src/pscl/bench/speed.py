@@ -235,7 +235,7 @@ def write_speed(out, methods: list[str], settings: list[str], paper_methods: lis
     import json
     from pathlib import Path
     from pscl.provenance import provenance
-    from pscl.data.io import write_text
+    from pscl.files import write_text
     out = Path(out)
     result = {**measure_speed(methods, settings, modes, paper_methods=paper_methods, log=log), **provenance(),
               "command": command}

@@ -19,7 +19,9 @@ from scipy import ndimage
 from skimage.feature import multiscale_basic_features, structure_tensor, structure_tensor_eigenvalues
 
 from pscl.data.folders import DatasetFolder, load_dataset
-from pscl.data.io import IGNORE_INDEX, DataError, atomic_write, write_text
+from pscl.data.io import IGNORE_INDEX
+from pscl.errors import DataError
+from pscl.files import atomic_write, write_text
 from pscl.metrics import score_split
 from pscl.run_folder import RunFolder
 

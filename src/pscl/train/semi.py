@@ -26,7 +26,7 @@ from torch import nn
 
 from pscl.data.io import IGNORE_INDEX
 from pscl.data.photometric import StrongPhotometric
-from pscl.data.views import ViewConfig, ViewGeometry, sample_geometry
+from pscl.data.views import ViewConfig, ViewGeometry, draw_geometry
 from pscl.train.finetune import SegmentationModule
 from pscl.methods.base import ema_update
 
@@ -112,7 +112,7 @@ class SemiSegmentationModule(SegmentationModule):
             probs = self.teacher(image).float().softmax(1)
             self.thresholds.update(probs)
             labels, confident = confident_pseudo_labels(probs, self.thresholds.values)
-        geometry = sample_geometry(image.shape[0], self.views, image.device)
+        geometry = draw_geometry(image.shape[0], self.views, image.device)
         strong = self.strong(geometry.warp(image))
         target = warp_labels(geometry, labels.masked_fill(~confident, IGNORE_INDEX))
         logits = self.model(strong)

@@ -43,7 +43,9 @@ from pathlib import Path
 import numpy as np
 
 from pscl.data.folders import DatasetFolder, load_dataset
-from pscl.data.io import DataError, atomic_write, load_micrograph, write_text
+from pscl.data.io import load_micrograph
+from pscl.errors import DataError
+from pscl.files import atomic_write, write_text
 
 
 @dataclass

@@ -10,7 +10,7 @@ ranks PSCL > the global methods > random while full fine-tuning does not
 
 Example::
 
-    from pscl.probe import ProbeConfig, linear_probe
+    from pscl.studies.probe import ProbeConfig, linear_probe
     pretrained = linear_probe("syn", "runs/pre-pscl", ProbeConfig(round=0))["dice_fg"]
     random = linear_probe("syn", None, ProbeConfig(round=0, widths=(16, 32, 64, 128)))["dice_fg"]
 """
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from pscl.checkpoints import load_backbone, read_model_file
 from pscl.data.crops import RandomCropDataset
 from pscl.data.folders import DatasetFolder, load_dataset
-from pscl.data.io import DataError
+from pscl.errors import DataError
 from pscl.losses import class_weights, segmentation_loss
 from pscl.metrics import score_split
 from pscl.nn import UNet

@@ -1,5 +1,5 @@
 """The page of ``pscl report``: one self-contained HTML file (images inlined, no network) that a
-metallographer can hand on. Numbers come from :func:`pscl.report.make_report`; this module only
+metallographer can hand on. Numbers come from :func:`pscl.metallography.report.make_report`; this module only
 renders them: header (date, pscl version, the model and what it was trained on), per sample the
 phase fractions in % with 95 % CIs, warnings, Dice against the truth, particles with units, and
 each field's raw micrograph beside its overlay, with a scale bar where the calibration is known.
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pscl.inference.predict import PALETTE
+from pscl.inference.overlay import PALETTE
 
 THUMB = 420  # px: width of each field's pictures
 

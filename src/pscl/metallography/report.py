@@ -3,9 +3,9 @@
 Reads ``predictions.json`` and the masks, and writes into ``PRED_DIR/report`` (or ``out``):
 
 * ``report.html``: one self-contained page (images inlined, no server, no network): overlays with a
-  legend, the phase-fraction table per sample with 95 % CIs (:mod:`pscl.phases`), per-image
+  legend, the phase-fraction table per sample with 95 % CIs (:mod:`pscl.metallography.phases`), per-image
   fractions (beside the ground truth when ``truth`` masks are given), particle statistics and size
-  histograms (:mod:`pscl.particles`), the model and the calibration used;
+  histograms (:mod:`pscl.metallography.particles`), the model and the calibration used;
 * ``report.json``: the same numbers; ``fractions.csv`` (per image and per sample);
   ``particles.csv`` (one row per object).
 
@@ -20,13 +20,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pscl.calibration import Calibration
-from pscl.data.io import DataError, normalize_intensity, read_image, read_mask, write_text
+from pscl.metallography.calibration import Calibration
+from pscl.data.io import normalize_intensity, read_image, read_mask
+from pscl.errors import DataError
+from pscl.files import write_text
 from pscl.metrics import confusion_matrix, scores
-from pscl.particles import measure_objects, objects_csv, summarise
-from pscl.phases import area_fractions, sample_fractions
-from pscl.inference.predict import PALETTE, PREDICTIONS_FILE
-from pscl.report_html import figure_uri, render
+from pscl.metallography.particles import measure_objects, objects_csv, summarise
+from pscl.metallography.phases import area_fractions, sample_fractions
+from pscl.inference.overlay import PALETTE
+from pscl.inference.predict import PREDICTIONS_FILE
+from pscl.metallography.report_html import figure_uri, render
 
 # an area fraction this far (absolute) from the probability-expected one flags an unsure phase
 UNSURE_GAP = 0.05

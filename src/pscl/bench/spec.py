@@ -1,0 +1,88 @@
+"""The bench's method language: ``NAME[+semi][:key=value...]``, and the folder names it maps to.
+
+``parse_method`` reads a spec into (method, method options, pretraining fields, fine-tuning fields);
+``pretraining_name`` names the pretraining a spec shares with its fine-tuning variants;
+``folder_name`` is the spec as a portable folder name (no ``:`` or ``/``, which Windows or every
+system refuses).
+"""
+from __future__ import annotations
+
+from dataclasses import fields as dataclass_fields
+
+from pscl.methods import METHODS as PRETRAIN_METHODS
+
+METHODS = ("scratch", "full", *PRETRAIN_METHODS, "forest")
+SEMI_SUFFIX = "+semi"
+
+
+def parse_value(text: str):
+    """A variant's value: true/false, an int, a float, or the word itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
+    """A bench method, optionally a variant: ``NAME[:key=value[:key=value...]]`` -> (NAME,
+    method options, pretraining config fields, fine-tuning config fields). Values: numbers,
+    true/false, words, or lists with "/" (``scales=0/2``). E.g. the PSCL ablations
+    ``pscl-simclr:a=0``, ``pscl-simclr:scales=2``, ``pscl-simclr:sampling=random``,
+    ``pscl-simclr:annotated_in_batch=false``; keys prefixed ``ft.`` change the fine-tuning
+    (``simclr:ft.lr_contracting_init=0.001``), which then differs from the other methods' budget:
+    the variant's name says so in every table. ``NAME+semi`` (``scratch+semi``,
+    ``pscl-simclr+semi:a=0``) fine-tunes semi-supervised (``ft.semi=true``), on the same pretraining.
+    """
+    from pscl.methods import PretrainConfig
+    from pscl.train.finetune import FinetuneConfig
+
+    name, *pairs = spec.split(":")
+    semi = name.endswith(SEMI_SUFFIX)  # NAME+semi: semi-supervised fine-tuning (pscl.train.semi) on top
+    name = name.removesuffix(SEMI_SUFFIX)
+    if semi and name == "forest":
+        raise ValueError(f"method {spec!r}: the forest has no semi-supervised fine-tuning")
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    options, fields, finetune_fields = {}, {}, {}
+    finetune_keys = {f.name for f in dataclass_fields(FinetuneConfig)}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"method variant {spec!r}: expected key=value, got {pair!r}")
+        parsed = [parse_value(t) for t in text.split("/")] if "/" in text else parse_value(text)
+        if key.startswith("ft."):
+            if key[3:] not in finetune_keys or name == "forest":
+                raise ValueError(f"method variant {spec!r}: {key[3:]!r} is not a fine-tuning setting of {name}")
+            finetune_fields[key[3:]] = parsed
+            continue
+        if name not in PRETRAIN_METHODS:
+            raise ValueError(f"method variant {spec!r}: only pretraining methods take options")
+        (fields if key in PretrainConfig.__dataclass_fields__ else options)[key] = parsed
+    if name in PRETRAIN_METHODS and "scales" in options and not isinstance(options["scales"], list):
+        options["scales"] = [options["scales"]]
+    if semi:
+        finetune_fields = {"semi": True, **finetune_fields}
+    return name, options, fields, finetune_fields
+
+
+def pretraining_name(spec: str) -> str:
+    """The spec of the pretraining a method runs on: fine-tuning settings (``ft.`` keys, ``+semi``)
+    do not change the pretraining, so variants that differ only in them share it."""
+    head, *parts = spec.split(":")
+    return ":".join([head.removesuffix(SEMI_SUFFIX), *(part for part in parts if not part.startswith("ft."))])
+
+
+def folder_name(spec: str) -> str:
+    """``spec`` as a folder name every file system takes: ``:`` -> ``__``, ``/`` -> ``_``
+    (``pscl-simclr:scales=0/2`` -> ``pscl-simclr__scales=0_2``). The result files record the spec."""
+    return spec.replace(":", "__").replace("/", "_")
+
+
+def method_order(spec: str) -> tuple[int, str]:
+    """Sort key: the methods in :data:`METHODS` order, variants after their method."""
+    order = {m: i for i, m in enumerate(METHODS)}
+    return order.get(spec.split(":")[0], len(order)), spec

@@ -1,0 +1,4 @@
+"""``python -m pscl.cli``: the ``pscl`` command."""
+from pscl.cli import main
+
+main()

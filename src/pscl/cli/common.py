@@ -1,0 +1,86 @@
+"""What every command of the CLI shares: the app, the consoles, the error rule, the lazy API, options."""
+from __future__ import annotations
+
+import importlib
+from functools import wraps
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pscl.errors import DataError
+from pscl.profiles import PROFILES
+
+
+class LazyAPI:
+    """``pscl.api`` on first use: `pscl predict --onnx` and `pscl report` must run without torch."""
+
+    def __getattr__(self, name: str):
+        return getattr(importlib.import_module("pscl.api"), name)
+
+
+api = LazyAPI()
+
+HELP = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP,
+                  help="Segment metal microstructures from one annotated micrograph (PSCL).")
+console = Console()
+err = Console(stderr=True, soft_wrap=True)  # messages carry paths: never break them
+
+
+def errors_exit(fn):
+    """Bad input ends in one clear message naming the file and problem, and exit status 1; Ctrl-C
+    in a short note (exit 130): every output is written atomically, runs resume."""
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (DataError, ValueError, FloatingPointError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1)
+        except KeyboardInterrupt:
+            err.print("interrupted; nothing half-written is left. A training run continues with the same "
+                      "command and --resume.", highlight=False)
+            raise typer.Exit(130)
+    return wrapper
+
+
+def ints(text: str, option: str = "--widths") -> tuple[int, ...]:
+    """Comma-separated integers of an option (``--widths 16,32,64,128``), or a ValueError naming it."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option} must be comma-separated integers, got {text!r}") from None
+
+
+def print_scores(result: dict, title: str) -> None:
+    """A rich table of per-class Dice/IoU and the summary scores."""
+    table = Table(title=title)
+    for col in ("class", "dice", "iou", "pixels"):
+        table.add_column(col, justify="right" if col != "class" else "left")
+    for name, s in result["per_class"].items():
+        table.add_row(name, f"{s['dice']:.4f}", f"{s['iou']:.4f}", str(s["pixels"]))
+    console.print(table)
+    console.print(f"dice_fg {result['dice_fg']:.4f}   dice_all {result['dice_all']:.4f}   "
+                  f"miou {result['miou']:.4f}   acc {result['acc']:.4f}")
+
+
+PRECISION = typer.Option("auto", help="auto: bf16-mixed on GPUs and on CPUs with AMX or AVX512-BF16, "
+                                         "fp32 elsewhere; or 32-true, bf16-mixed")
+PROFILE = typer.Option("quick", help="budget preset (" + ", ".join(PROFILES) + "): quick for a 2-core CPU, paper for "
+                                         "a GPU; options below override it")
+
+
+def profile_option(what: str):
+    """An option whose default comes from --profile (so the help says so)."""
+    return typer.Option(None, help=f"{what} (default: from --profile)", show_default=False)
+
+
+RESUME = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint (same settings)")
+OVERWRITE = typer.Option(False, "--overwrite", help="replace the run already in --out")
+TILE = typer.Option(512, help="tile side in px (memory grows with it)")
+OVERLAP = typer.Option(128, help="overlap of neighbouring tiles in px (blended)")
+PREDICT_PRECISION = typer.Option("auto", help="auto: bf16 autocast where the hardware has it (masks may differ from "
+                                                "fp32 on ~0.1 % of pixels); 32-true: fp32, the same on every CPU")
+
+

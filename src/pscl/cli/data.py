@@ -1,0 +1,36 @@
+"""`pscl data check` and `pscl data synth`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pscl.cli.common import HELP, api, app, console, err, errors_exit
+
+data_app = typer.Typer(no_args_is_help=True, context_settings=HELP, help="Dataset folders: check, synthesise.")
+app.add_typer(data_app, name="data")
+
+@data_app.command("check")
+@errors_exit
+def data_check(directory: Path = typer.Argument(..., help="dataset folder or plain image folder")) -> None:
+    """Validate a dataset folder and report every problem at once."""
+    problems = api.check_dataset(directory)
+    for p in problems:
+        err.print(f"[red]problem:[/] {p}", highlight=False)
+    if problems:
+        err.print(f"{len(problems)} problem(s) in {directory}")
+        raise typer.Exit(1)
+    console.print(f"{directory}: OK")
+
+
+@data_app.command("synth")
+@errors_exit
+def data_synth(out: Path = typer.Option(..., "--out", help="dataset folder to write"),
+               n: int = typer.Option(12, "--n", help="labelled images"),
+               seed: int = 0, size: int = 256,
+               unlabeled: Optional[int] = typer.Option(None, help="unlabelled images (default 2n)"),
+               overwrite: bool = False) -> None:
+    """Write a synthetic dataset folder with exact ground truth."""
+    path = api.synthesize_dataset(out, n=n, seed=seed, size=size, n_unlabeled=unlabeled, overwrite=overwrite)
+    console.print(f"wrote {path}")

@@ -1,0 +1,55 @@
+"""Studies: `pscl probe` (how good are features) and `pscl suggest` (which image to annotate)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from pscl.cli.common import api, app, console, errors_exit, ints, print_scores
+from pscl.files import write_text
+
+@app.command()
+@errors_exit
+def probe(data: Path, init: Optional[Path] = typer.Option(None, help="pretrained or fine-tuned run; none: random features"),
+          shots: int = 1, round: int = typer.Option(0, "--round"), split: str = "val", steps: int = 150,
+          crop: int = 128, lr: float = 1e-2, seed: int = 0,
+          widths: str = typer.Option("16,32,64,128", help="U-Net widths of the random features (without --init)"),
+          out: Optional[Path] = typer.Option(None, help="also write the result as probe_<split>.json into this folder "
+                                                          "(a name ending in .json: that file)")) -> None:
+    """Linear probe: freeze the U-Net, train only its classifier on the round's annotated image(s), score a split."""
+    config = api.ProbeConfig(shots=shots, round=round, steps=steps, crop=crop, lr=lr, seed=seed,
+                             widths=ints(widths))
+    result = api.linear_probe(data, init, config, split=split)
+    print_scores(result, f"linear probe of {init or 'random features'} on {data} [{split}]")
+    if out:
+        from pscl.run_folder import output_file
+        out = output_file(out, f"probe_{split}.json")
+        write_text(out, json.dumps(result, indent=1, default=float))
+        console.print(f"written: {out}")
+
+
+@app.command()
+@errors_exit
+def suggest(data: Path, out: Path = typer.Option(..., "--out"),
+            init: Optional[Path] = typer.Option(None, help="label-free pretrained run (default: pretrain SimCLR now)"),
+            k: int = typer.Option(1, "--k", help="images to annotate, chosen jointly"),
+            patch: int = 32, clusters: int = 16, seed: int = 0,
+            examples: Optional[int] = typer.Option(
+                None, help="patches per feature cluster that count (default 8; 1: presence only)"),
+            profile: str = typer.Option("quick", help="pretraining budget when --init is absent")) -> None:
+    """Rank the images by how well annotating them would serve the rest; write a contact sheet."""
+    from pscl.studies.suggest import SuggestConfig, suggest as run_suggest
+
+    overrides = {"examples": examples} if examples is not None else {}
+    result = run_suggest(data, out, SuggestConfig(k=k, patch=patch, clusters=clusters, seed=seed, **overrides,
+                                                  init=str(init) if init else None, pretrain_profile=profile))
+    table = Table(title=f"annotate first (of {result['candidates']} candidates)")
+    for col in ("rank", "image", "score", "reason"):
+        table.add_column(col)
+    for r in result["ranking"][:10]:
+        table.add_row(str(r["rank"]), r["image"], f"{r['score']:.3f}", r["reason"])
+    console.print(table)
+    console.print(f"chosen set (k={k}): {', '.join(result['chosen'])}; outputs in {out} (contact_sheet.png)")

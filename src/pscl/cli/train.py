@@ -1,0 +1,105 @@
+"""Training commands: `pscl finetune`, `pscl pretrain`, `pscl demo`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pscl.cli.common import (OVERWRITE, PRECISION, PROFILE, RESUME, api, app, console, errors_exit, ints,
+                             print_scores, profile_option)
+
+@app.command()
+@errors_exit
+def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder"),
+             shots: int = 1, round: int = typer.Option(0, "--round", help="which annotated image(s)"),
+             all_train: bool = typer.Option(False, help="train on the whole train split"),
+             init: Optional[Path] = typer.Option(None, help="pretrained run to start from"),
+             profile: str = PROFILE,
+             steps: Optional[int] = profile_option("optimiser steps"), batch_size: Optional[int] = profile_option("crops per step"),
+             crop: Optional[int] = profile_option("crop side in px"), lr: Optional[float] = profile_option("learning rate (Adam)"),
+             widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256"),
+             val_every: Optional[int] = profile_option("steps between validations and checkpoints"),
+             select: str = typer.Option("val", help="val: the best val Dice (fg); last: the last step"), seed: int = 0,
+             lr_contracting_init: Optional[float] = typer.Option(None, help="with --init: lr of the contracting path"),
+             lr_schedule: Optional[str] = typer.Option(None, help="constant (default) or poly: lr x (1 - step/steps)^0.9"),
+             head_warmup: Optional[int] = typer.Option(None, help="with --init: first steps train only the classifier (LP-FT)"),
+             bn_frozen_steps: Optional[int] = typer.Option(
+                 None, help="with --init: BatchNorm keeps the pretrained statistics for the first N steps (default 0)"),
+             class_weight_power: Optional[float] = typer.Option(
+                 None, help="cross-entropy weight ∝ pixel share^-power (default 0.5; 0 = unweighted)"),
+             dice_weight: Optional[float] = typer.Option(None, help="loss = (1 - d) CE + d soft Dice (default 0.5)"),
+             jitter: Optional[float] = typer.Option(None, help="brightness/contrast augmentation strength (default 0.1)"),
+             rare_crops: Optional[float] = typer.Option(
+                 None, help="share of crops centred on the annotated image's rarest classes (default 0)"),
+             rare_classes: Optional[int] = typer.Option(None, help="how many of the rarest classes --rare-crops targets (default 2)"),
+             semi: bool = typer.Option(False, "--semi", help="semi-supervised: also learn from unlabeled/ and train images"),
+             semi_weight: Optional[float] = typer.Option(None, help="--semi: weight of the unlabelled loss (default 1)"),
+             semi_threshold: Optional[float] = typer.Option(None, help="--semi: confidence cap of the surest class (default 0.9)"),
+             semi_ema: Optional[float] = typer.Option(None, help="--semi: teacher momentum (default 0.99)"),
+             accelerator: str = "auto", devices: str = "1", precision: str = PRECISION,
+             resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
+    """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
+    if init is not None and widths is not None:
+        from pscl.checkpoints import read_model_file
+        init_widths = tuple(read_model_file(init)["widths"])
+        if ints(widths) != init_widths:
+            raise ValueError(f"--widths {widths} differs from the widths of --init {init} "
+                             f"({','.join(map(str, init_widths))}): the pretrained U-Net decides them")
+    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
+                                       lr_contracting_init=lr_contracting_init, head_warmup=head_warmup,
+                                       lr_schedule=lr_schedule,
+                                       bn_frozen_steps=bn_frozen_steps,
+                                       class_weight_power=class_weight_power,
+                                       dice_weight=dice_weight, jitter=jitter, rare_crops=rare_crops,
+                                       rare_classes=rare_classes, semi_weight=semi_weight,
+                                       semi_threshold=semi_threshold, semi_ema=semi_ema, widths=ints(widths) if widths else None).items() if v is not None}
+    config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train, semi=semi,
+                                 init=str(init) if init else None, select=select, seed=seed,
+                                 accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
+                                 precision=precision, progress=progress, **overrides)
+    summary = api.finetune(data, out, config, resume=resume, overwrite=overwrite)
+    console.print_json(json.dumps(summary))
+
+
+@app.command()
+@errors_exit
+def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder"),
+             method: str = typer.Option("simclr", help="simclr, moco, byol, densecl, pscl-simclr, pscl-moco"),
+             shots: int = typer.Option(1, help="PSCL: annotated images guiding pretraining"),
+             round: int = typer.Option(0, "--round", help="PSCL: which annotated image(s), as in finetune"),
+             a: Optional[float] = typer.Option(None, help="PSCL: patch-loss share (0 = no patch loss)"),
+             top_k: Optional[int] = typer.Option(None, help="PSCL: cells per class at scale 0"),
+             scales: Optional[str] = typer.Option(None, help="PSCL: decoder scales, e.g. 0,1,2 or 2"),
+             sampling: Optional[str] = typer.Option(None, help="PSCL: similarity or random"),
+             annotated_in_batch: bool = typer.Option(True, help="PSCL: keep the annotated image in every batch"),
+             profile: str = PROFILE,
+             steps: Optional[int] = profile_option("optimiser steps"), batch_size: Optional[int] = profile_option("crops per step"),
+             crop: Optional[int] = profile_option("crop side in px"), lr: Optional[float] = profile_option("learning rate"),
+             widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256"),
+             temperature: Optional[float] = None, momentum: Optional[float] = None,
+             queue_size: Optional[int] = None, seed: int = 0,
+             accelerator: str = "auto", devices: str = "1", precision: str = PRECISION,
+             resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
+    """Pretrain the U-Net without labels (unlabeled/ + train images, or a plain image folder)."""
+    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr,
+                                       widths=ints(widths) if widths else None).items() if v is not None}
+    options = {k: v for k, v in dict(temperature=temperature, momentum=momentum, queue_size=queue_size, a=a,
+                                     top_k=top_k, sampling=sampling,
+                                     scales=ints(scales, '--scales') if scales else None).items() if v is not None}
+    config = api.pretrain_config(profile, method=method, options=options, seed=seed, accelerator=accelerator,
+                                 shots=shots, round=round, annotated_in_batch=annotated_in_batch,
+                                 devices=int(devices) if devices.isdigit() else devices, precision=precision,
+                                 progress=progress, **overrides)
+    console.print_json(json.dumps(api.pretrain(data, out, config, resume=resume, overwrite=overwrite)))
+
+
+@app.command()
+@errors_exit
+def demo(out: Path = typer.Option(Path("pscl-demo"), "--out"), seed: int = 0,
+         progress: bool = True) -> None:
+    """Synthesise micrographs, PSCL-pretrain, fine-tune on 1 annotated image, evaluate, predict (minutes on CPU)."""
+    summary = api.demo(out, seed=seed, progress=progress, log=console.print)
+    print_scores(summary["test"], "demo: 1 annotated image, synthetic test split")
+    console.print(f"outputs: {summary['out']}")

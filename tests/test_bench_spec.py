@@ -1,0 +1,36 @@
+"""The bench's method language: variants parse or fail clearly; folder names are portable."""
+import pytest
+
+
+def test_method_variants_parse_and_fail_clearly():
+    from pscl.bench import parse_method
+
+    assert parse_method("pscl-simclr:a=0") == ("pscl-simclr", {"a": 0}, {}, {})
+    assert parse_method("pscl-simclr:scales=2") == ("pscl-simclr", {"scales": [2]}, {}, {})
+    assert parse_method("pscl-simclr:scales=0/2:sampling=random") == ("pscl-simclr", {"scales": [0, 2], "sampling": "random"}, {}, {})
+    assert parse_method("pscl-simclr:annotated_in_batch=false") == ("pscl-simclr", {}, {"annotated_in_batch": False}, {})
+    assert parse_method("simclr:ft.lr_contracting_init=0.001") == ("simclr", {}, {}, {"lr_contracting_init": 0.001})
+    assert parse_method("scratch:ft.steps=800") == ("scratch", {}, {}, {"steps": 800})
+    assert parse_method("scratch+semi") == ("scratch", {}, {}, {"semi": True})
+    assert parse_method("pscl-simclr+semi:a=0") == ("pscl-simclr", {"a": 0}, {}, {"semi": True})
+    with pytest.raises(ValueError, match="no semi-supervised"):
+        parse_method("forest+semi")
+    with pytest.raises(ValueError, match="not a fine-tuning setting"):
+        parse_method("simclr:ft.speed=3")
+    with pytest.raises(ValueError, match="unknown method"):
+        parse_method("pscl-simclrr:a=0")
+    with pytest.raises(ValueError, match="key=value"):
+        parse_method("pscl-simclr:a")
+    with pytest.raises(ValueError, match="only pretraining methods"):
+        parse_method("scratch:a=0")
+
+
+def test_method_folders_are_portable_and_distinct():
+    from pscl.bench import folder_name
+
+    specs = ["pscl-simclr:scales=0/2:sampling=random", "pscl-simclr:scales=0_2", "scratch+semi:ft.jitter=0.3",
+             "pscl-simclr:a=0", "pscl-simclr", "simclr:ft.lr_contracting_init=0.001"]
+    names = [folder_name(s) for s in specs]
+    assert all(not set(n) & set('<>:"/\\|?*') for n in names), names  # what Windows or any system refuses
+    assert folder_name("pscl-simclr:scales=0/2") == "pscl-simclr__scales=0_2"
+    assert folder_name("scratch") == "scratch" and len(set(names[2:])) == len(names[2:])
