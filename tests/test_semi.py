@@ -88,3 +88,56 @@ def test_semi_supervised_run_trains_student_and_teacher_and_logs_pseudo_labels(s
     w = "encoder.stages.0.0.weight"
     assert not torch.equal(teacher[w], student[w])  # an EMA, not a copy
     assert np.isfinite(float(rows[-1].get("train_loss") or rows[-2]["train_loss"]))
+
+
+def test_the_warm_up_is_supervised_only(synth_data, tmp_path):
+    run = tmp_path / "warm"
+    finetune(synth_data, run, FinetuneConfig(steps=6, val_every=6, semi=True, semi_start=3, semi_rampup=1, **TINY))
+    with open(run / "logs" / "metrics.csv") as f:
+        unsup = {int(r["step"]) for r in csv.DictReader(f) if r.get("train_unsup_loss")}
+    assert unsup and min(unsup) >= 3  # no unlabelled loss before semi_start
+    with pytest.raises(ValueError, match="semi_start"):
+        FinetuneConfig(steps=6, semi_start=6)
+
+
+@pytest.fixture(scope="module")
+def darker_data(tmp_path_factory):
+    """The synthetic set of the suite, its test and unlabelled images darkened by gamma 2.2 (the
+    annotated train images are not): an appearance shift that per-image normalisation does not undo."""
+    import json
+
+    from PIL import Image
+
+    from pscl.data.synth import synthesize_dataset
+    root = synthesize_dataset(tmp_path_factory.mktemp("dark") / "syn", n=8, seed=3, size=160, n_unlabeled=8)
+    meta = json.loads((root / "dataset.json").read_text())
+    for path in [root / "images" / f"{s}.png" for s in meta["splits"]["test"]] + sorted((root / "unlabeled").glob("*")):
+        grey = np.asarray(Image.open(path)).astype(np.float32) / 255
+        Image.fromarray(np.round(grey ** 2.2 * 255).astype(np.uint8)).save(path)
+    return root
+
+
+def test_semi_supervised_fine_tuning_beats_plain_on_darker_test_images(darker_data, tmp_path):
+    """Rounds 0-1 x seeds 0-2, 200 steps, last model, fp32; the semi runs' first 100 steps are
+    supervised (the default warm-up of half the steps), threshold floor 0.6 (the default).
+
+    Measured (AMD EPYC Zen 4, fp32): plain 0.724, semi 0.795 mean Dice (fg), semi better in 6 of 6
+    pairs (+0.071). Without the warm-up (the teacher labelling from step 0) semi lost: -0.088, 1 of
+    4 pairs better; floor 0 gave +0.017, floor 0.8 +0.016. On another draw of the synthetic set
+    (seed 5) plain already reaches 0.88 on the darker images and semi changes nothing (-0.016, 3 of
+    6): the gain is there where the shift costs plain fine-tuning something.
+    """
+    from pscl import evaluate
+
+    differences = []
+    for round_index in (0, 1):
+        for seed in (0, 1, 2):
+            scores = {}
+            for name, semi in (("plain", False), ("semi", True)):
+                run = tmp_path / f"{name}-{round_index}-{seed}"
+                finetune(darker_data, run, FinetuneConfig(round=round_index, seed=seed, steps=200, val_every=200,
+                                                          select="last", semi=semi, **TINY))
+                scores[name] = evaluate(run, darker_data, split="test", precision="32-true")["dice_fg"]
+            differences.append(scores["semi"] - scores["plain"])
+    assert np.mean(differences) > 0.03, differences
+    assert sum(d > 0 for d in differences) >= 5, differences

@@ -38,6 +38,9 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              semi_weight: Optional[float] = typer.Option(None, help="--semi: weight of the unlabelled loss (default 1)"),
              semi_threshold: Optional[float] = typer.Option(None, help="--semi: confidence cap of the surest class (default 0.9)"),
              semi_ema: Optional[float] = typer.Option(None, help="--semi: teacher momentum (default 0.99)"),
+             semi_floor: Optional[float] = typer.Option(None, help="--semi: lowest confidence threshold (default 0.6)"),
+             semi_start: Optional[int] = typer.Option(
+                 None, help="--semi: supervised-only steps before the teacher labels (default -1: half the steps)"),
              accelerator: str = "auto", devices: str = "1", precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
@@ -54,7 +57,8 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                        class_weight_power=class_weight_power,
                                        dice_weight=dice_weight, jitter=jitter, rare_crops=rare_crops,
                                        rare_classes=rare_classes, semi_weight=semi_weight,
-                                       semi_threshold=semi_threshold, semi_ema=semi_ema, widths=ints(widths) if widths else None).items() if v is not None}
+                                       semi_threshold=semi_threshold, semi_ema=semi_ema,
+                                       semi_floor=semi_floor, semi_start=semi_start, widths=ints(widths) if widths else None).items() if v is not None}
     config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train, semi=semi,
                                  init=str(init) if init else None, select=select, seed=seed,
                                  accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,

@@ -69,7 +69,10 @@ class FinetuneConfig(RuntimeConfig):
     # teach the student on strong views of them
     semi: bool = False
     semi_weight: float = 1.0  # weight of the unlabelled loss once ramped up
-    semi_threshold: float = 0.9  # confidence threshold of the most confident class
+    semi_threshold: float = 0.9  # confidence threshold of the most confident class (its cap)
+    semi_floor: float = 0.6  # lowest base threshold (the self-adaptive one starts at 1/C)
+    # supervised-only steps before the teacher labels anything (then it is the student); -1: half the steps
+    semi_start: int = -1
     semi_rampup: int = 0  # steps of the linear ramp (0: a quarter of the steps)
     semi_ema: float = 0.99  # teacher momentum
     semi_batch: int = 0  # unlabelled crops per step (0: batch_size)
@@ -95,6 +98,9 @@ class FinetuneConfig(RuntimeConfig):
         if not 0 < self.semi_threshold <= 1 or not 0 <= self.semi_ema < 1 or self.semi_weight < 0:
             raise ValueError("semi_threshold must lie in (0, 1], semi_ema in [0, 1), semi_weight >= 0; got "
                              f"{self.semi_threshold}, {self.semi_ema}, {self.semi_weight}")
+        if not 0 <= self.semi_floor <= self.semi_threshold or not -1 <= self.semi_start < self.steps:
+            raise ValueError(f"semi_floor must lie in [0, semi_threshold] and semi_start in [0, steps) or be -1 "
+                             f"(half the steps); got {self.semi_floor}, {self.semi_start}")
         if self.bn_frozen_steps < 0:
             raise ValueError(f"bn_frozen_steps must be >= 0, got {self.bn_frozen_steps}")
         if not 0 <= self.head_warmup <= self.steps:

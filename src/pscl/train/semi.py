@@ -10,7 +10,12 @@ As in FixMatch / mean teacher, with per-class thresholds so that rare classes, o
 is less sure, are not drowned by the common ones: class c's threshold is ``base * conf_c / max
 conf``, conf_c the running mean confidence of the teacher's class-c pixels (FreeMatch's idea on
 typical confidence instead of frequency), base the lower of ``threshold`` and the running mean top
-probability (:class:`ClassThresholds`). The unsupervised weight ramps up linearly.
+probability clamped to ``[floor, threshold]`` (:class:`ClassThresholds`). The first ``semi_start``
+steps (default: half the run) are supervised only, and the teacher then starts as the student: a
+teacher that labels from the first step teaches its own early mistakes (on MetalDAM it took 97 % of
+the pixels as one class; on a synthetic set with darker unlabelled and test images semi-supervised
+fine-tuning lost 0.09 Dice (fg) to plain without the warm-up and gained 0.07 with it). The
+unsupervised weight then ramps up linearly.
 
 Logged per step: the share of unlabelled pixels taken as each class, and, where the unlabelled crop
 comes from a train image with a mask, the pseudo-labels' accuracy (a diagnostic, never used for
@@ -42,14 +47,15 @@ class ClassThresholds(nn.Module):
     """Per-class confidence thresholds from the teacher's running mean confidence per class (buffers,
     so a resumed run continues them).
 
-    The base is ``min(threshold, running mean of the teacher's top probability over all pixels)``
-    (FreeMatch's self-adaptive global threshold, starting at 1/C): a fixed 0.9 took no pixel at all
-    in 100 steps of a MetalDAM fine-tuning, whose class-weighted CE + Dice gives soft probabilities.
+    The base is the running mean of the teacher's top probability over all pixels (FreeMatch's
+    self-adaptive global threshold, starting at 1/C), clamped to ``[floor, threshold]``: a fixed 0.9
+    took no pixel at all in 100 steps of a MetalDAM fine-tuning, whose class-weighted CE + Dice gives
+    soft probabilities; with no floor a young teacher labels almost every pixel.
     """
 
-    def __init__(self, num_classes: int, threshold: float, momentum: float = 0.99):
+    def __init__(self, num_classes: int, threshold: float, momentum: float = 0.99, floor: float = 0.0):
         super().__init__()
-        self.threshold, self.momentum = threshold, momentum
+        self.threshold, self.momentum, self.floor = threshold, momentum, floor
         self.register_buffer("confidence", torch.ones(num_classes))
         self.register_buffer("seen", torch.zeros(num_classes, dtype=torch.bool))
         self.register_buffer("overall", torch.tensor(1.0 / num_classes))
@@ -70,7 +76,7 @@ class ClassThresholds(nn.Module):
     @property
     def values(self) -> torch.Tensor:
         """(C,) thresholds; a class the teacher has not predicted yet keeps the base threshold."""
-        base = torch.clamp(self.overall, max=self.threshold)
+        base = torch.clamp(self.overall, min=self.floor, max=self.threshold)
         if not self.seen.any():
             return base.expand_as(self.confidence).clone()
         top = self.confidence[self.seen].max()
@@ -96,16 +102,23 @@ class SemiSegmentationModule(SegmentationModule):
         self.teacher = copy.deepcopy(model)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
-        self.thresholds = ClassThresholds(len(classes), config["semi_threshold"])
+        self.thresholds = ClassThresholds(len(classes), config["semi_threshold"], floor=config.get("semi_floor", 0.0))
+        start = config.get("semi_start", 0)
+        self.start = config["steps"] // 2 if start == -1 else start
         self.views = ViewConfig()
         self.strong = StrongPhotometric()
 
     def semi_weight(self) -> float:
+        """The unlabelled loss's weight: 0 for the first ``semi_start`` steps, then a linear ramp."""
         ramp = self.config["semi_rampup"] or max(1, self.config["steps"] // 4)
-        return self.config["semi_weight"] * min(1.0, (self.global_step + 1) / ramp)
+        return self.config["semi_weight"] * min(1.0, max(0, self.global_step - self.start + 1) / ramp)
 
     def training_step(self, batch, batch_idx):
         supervised = super().training_step(batch["labelled"], batch_idx)
+        if self.global_step < self.start:  # supervised warm-up: a young teacher would teach its mistakes
+            return supervised
+        if self.global_step == self.start > 0:  # the teacher starts as the warmed-up student
+            self.teacher.load_state_dict(self.model.state_dict())
         image, known = batch["unlabelled"]
         self.teacher.eval()
         with torch.no_grad():
