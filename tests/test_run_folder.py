@@ -159,3 +159,16 @@ def test_evaluate_out_is_a_folder_as_everywhere(synth_data, finished, tmp_path):
     assert r.exit_code == 0 and (tmp_path / "scores" / "eval_synthetic_test.json").exists()
     r = invoke("evaluate", finished, synth_data, "--out", tmp_path / "named.json")
     assert r.exit_code == 0 and (tmp_path / "named.json").exists()
+
+
+def test_every_stage_takes_a_run_folder_where_it_takes_its_path(synth_data, tmp_path):
+    from pscl.train.forest import ForestConfig, evaluate_forest, train_forest
+
+    folder = RunFolder(tmp_path / "unet")
+    summary = finetune(synth_data, folder, FinetuneConfig(steps=2, val_every=2, **TINY))
+    assert summary["run"] == str(tmp_path / "unet") and folder.finished
+    assert evaluate(folder, synth_data, split="test")["run"] == str(tmp_path / "unet")
+    assert folder.eval_file("synthetic", "test").exists()
+    forest = RunFolder(tmp_path / "forest")
+    train_forest(synth_data, forest, ForestConfig(trees=5))
+    assert forest.forest_file.exists() and evaluate_forest(forest, synth_data)["run"] == str(tmp_path / "forest")

@@ -43,6 +43,13 @@ class RunFolder:
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
 
+    def __fspath__(self) -> str:
+        """A RunFolder is a path-like: every stage that takes a run folder's path takes the folder."""
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
     @property
     def config_file(self) -> Path:
         return self.path / CONFIG_FILE

@@ -1,25 +1,20 @@
 """What every command of the CLI shares: the app, the consoles, the error rule, the lazy API, options."""
 from __future__ import annotations
 
-import importlib
 from functools import wraps
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+import pscl
 from pscl.errors import DataError
 from pscl.profiles import PROFILES
 
 
-class LazyAPI:
-    """``pscl.api`` on first use: `pscl predict --onnx` and `pscl report` must run without torch."""
-
-    def __getattr__(self, name: str):
-        return getattr(importlib.import_module("pscl.api"), name)
-
-
-api = LazyAPI()
+# the package's front door loads pscl.api on first use (pscl.__getattr__), so `pscl predict --onnx`
+# and `pscl report` run without torch
+api = pscl
 
 HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP,
