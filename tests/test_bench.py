@@ -229,3 +229,15 @@ def test_bench_commands_run_rebuild_and_refuse_bad_methods(synth_data, tmp_path)
     assert bad.exit_code == 1 and "unknown method 'nope'" in bad.output and not (tmp_path / "x").exists()
     speed = CliRunner().invoke(app, ["bench", "speed", "--out", str(tmp_path / "s"), "--methods", "scratch"])
     assert speed.exit_code == 1 and "unknown pretraining method" in speed.output and not (tmp_path / "s").exists()
+
+
+def test_a_tta_variant_scores_the_plain_model_with_tta(synth_data, tmp_path):
+    summary = run_bench(synth_data, tmp_path, ["scratch", "scratch:eval.tta=true"], rounds=1, profile="smoke",
+                        log=lambda *_: None)
+    plain, tta = (summary["methods"][m]["rounds"][0] for m in ("scratch", "scratch:eval.tta=true"))
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["scratch"]  # one model, trained once
+    assert tta["evaluation"] == {"tta": True} and plain["evaluation"] == {}
+    saved = json.loads((tmp_path / "runs" / "scratch" / "round0" / "eval_synthetic_test.json").read_text())
+    with_tta = json.loads((tmp_path / "runs" / "scratch" / "round0" / "eval-tta=True" / "eval_synthetic_test.json").read_text())
+    assert saved["tta"] is False and with_tta["tta"] is True
+    assert plain["dice_fg"] == pytest.approx(saved["dice_fg"]) and tta["dice_fg"] == pytest.approx(with_tta["dice_fg"])

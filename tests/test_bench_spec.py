@@ -1,10 +1,10 @@
 """The bench's method language: variants parse or fail clearly; folder names are portable."""
 import pytest
 
+from pscl.bench import parse_method
+
 
 def test_method_variants_parse_and_fail_clearly():
-    from pscl.bench import parse_method
-
     assert parse_method("pscl-simclr:a=0") == ("pscl-simclr", {"a": 0}, {}, {})
     assert parse_method("pscl-simclr:scales=2") == ("pscl-simclr", {"scales": [2]}, {}, {})
     assert parse_method("pscl-simclr:scales=0/2:sampling=random") == ("pscl-simclr", {"scales": [0, 2], "sampling": "random"}, {}, {})
@@ -34,3 +34,16 @@ def test_method_folders_are_portable_and_distinct():
     assert all(not set(n) & set('<>:"/\\|?*') for n in names), names  # what Windows or any system refuses
     assert folder_name("pscl-simclr:scales=0/2") == "pscl-simclr__scales=0_2"
     assert folder_name("scratch") == "scratch" and len(set(names[2:])) == len(names[2:])
+
+
+def test_evaluation_variants_score_the_same_model_another_way():
+    from pscl.bench.spec import evaluation_options, pretraining_name, run_name
+
+    assert evaluation_options("scratch:eval.tta=true") == {"tta": True} and evaluation_options("scratch") == {}
+    assert run_name("pscl-simclr+semi:a=0:eval.tta=true") == "pscl-simclr+semi:a=0"
+    assert pretraining_name("pscl-simclr+semi:a=0:eval.tta=true:ft.jitter=0.3") == "pscl-simclr:a=0"
+    assert parse_method("scratch:eval.tta=true") == ("scratch", {}, {}, {})
+    with pytest.raises(ValueError, match="not an evaluation setting"):
+        parse_method("forest:eval.tta=true")
+    with pytest.raises(ValueError, match="not an evaluation setting"):
+        parse_method("scratch:eval.speed=2")

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from pscl.bench.learners import learner_for
-from pscl.bench.spec import folder_name, parse_method
+from pscl.bench.spec import folder_name, parse_method, run_name
 from pscl.files import atomic_write
 
 
 def _run(out: Path, spec: str, round_index: int) -> Path:
-    return out / "runs" / folder_name(spec) / f"round{round_index}"
+    return out / "runs" / folder_name(run_name(spec)) / f"round{round_index}"
 
 
 def _has_model(out: Path, spec: str, round_index: int) -> bool:

@@ -23,8 +23,9 @@ class Learner(Protocol):
     def train(self, data: Path, run: Path, config) -> None:
         """Train (or resume, or keep a finished run recorded with the same settings)."""
 
-    def evaluate(self, run: Path, data: Path, split: str) -> dict:
-        """Scores on ``split`` (:func:`pscl.metrics.score_split`'s keys, plus ``config``)."""
+    def evaluate(self, run: Path, data: Path, split: str, **options) -> dict:
+        """Scores on ``split`` (:func:`pscl.metrics.score_split`'s keys, plus ``config``); ``options``:
+        evaluation settings (``tta``), whose scores are written beside the plain ones, not over them."""
 
     def selection(self, run: Path) -> dict:
         """How the model was chosen: ``selected`` and, where there is one, ``val_dice_fg``."""
@@ -53,9 +54,10 @@ class UNetLearner:
         RunFolder(run).check_settings(config)
         finetune(data, run, config, resume=True)
 
-    def evaluate(self, run, data, split):
+    def evaluate(self, run, data, split, **options):
         from pscl.inference.evaluate import evaluate
-        return evaluate(run, data, split=split)
+        out = Path(run) / ("eval-" + "-".join(f"{k}={v}" for k, v in sorted(options.items()))) if options else None
+        return evaluate(run, data, split=split, out=out, **options)
 
     def selection(self, run):
         from pscl.checkpoints import read_model_file
@@ -84,7 +86,7 @@ class ForestLearner:
         from pscl.train.forest import train_forest
         train_forest(data, run, config, overwrite=True)
 
-    def evaluate(self, run, data, split):
+    def evaluate(self, run, data, split, **options):
         from pscl.train.forest import evaluate_forest
         return evaluate_forest(run, data, split=split)
 

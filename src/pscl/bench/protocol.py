@@ -26,7 +26,7 @@ from typing import Callable
 from pscl.bench.figure import figure
 from pscl.bench.learners import learner_for
 from pscl.bench.tables import collect
-from pscl.bench.spec import METHODS, folder_name, parse_method, pretraining_name
+from pscl.bench.spec import METHODS, evaluation_options, folder_name, parse_method, pretraining_name, run_name
 from pscl.data.folders import load_dataset
 from pscl.errors import DataError
 from pscl.files import write_text
@@ -98,17 +98,18 @@ def _run_one(data: Path, spec: str, round_index: int, shots: int, profile: str, 
     """Train and evaluate one method on one draw of annotated images: the round's (``stems`` None)
     or explicit ``stems`` under the name ``tag``."""
     tag = tag or f"round{round_index}"
-    run = out / "runs" / folder_name(spec) / tag
+    run = out / "runs" / folder_name(run_name(spec)) / tag  # eval. variants score the same model
     learner = learner_for(parse_method(spec)[0])
     init, pretrain_s = _pretrained(data, spec, profile, out, seed, progress, shots, round_index, tag, stems)
     config = method_config(spec, round_index, shots, profile, seed, stems, progress, init)
     t0 = time.time()
     learner.train(data, run, config)
     t1 = time.time()
-    scores = learner.evaluate(run, data, "test")
+    scores = learner.evaluate(run, data, "test", **evaluation_options(spec))
     return {"method": spec, "round": round_index if stems is None else "suggest", "shots": shots, "profile": profile,
             "seed": seed, "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
             "per_class": scores["per_class"], **learner.selection(run), "config": scores["config"],
+            "evaluation": evaluation_options(spec),
             "wall_s": {"pretrain": pretrain_s, "finetune": t1 - t0, "evaluate": time.time() - t1}}
 
 

@@ -36,10 +36,12 @@ def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
     (``simclr:ft.lr_contracting_init=0.001``), which then differs from the other methods' budget:
     the variant's name says so in every table. ``NAME+semi`` (``scratch+semi``,
     ``pscl-simclr+semi:a=0``) fine-tunes semi-supervised (``ft.semi=true``), on the same pretraining.
+    Keys prefixed ``eval.`` change only the evaluation (:func:`evaluation_options`) and are skipped here.
     """
     from pscl.methods import PretrainConfig
     from pscl.train.finetune import FinetuneConfig
 
+    evaluation_options(spec)  # malformed eval. keys fail here too
     name, *pairs = spec.split(":")
     semi = name.endswith(SEMI_SUFFIX)  # NAME+semi: semi-supervised fine-tuning (pscl.train.semi) on top
     name = name.removesuffix(SEMI_SUFFIX)
@@ -53,6 +55,8 @@ def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
         key, sep, text = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"method variant {spec!r}: expected key=value, got {pair!r}")
+        if key.startswith(EVAL_PREFIX):
+            continue
         parsed = [parse_value(t) for t in text.split("/")] if "/" in text else parse_value(text)
         if key.startswith("ft."):
             if key[3:] not in finetune_keys or name == "forest":
@@ -69,10 +73,36 @@ def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
     return name, options, fields, finetune_fields
 
 
+EVAL_PREFIX = "eval."
+EVAL_KEYS = ("tta",)  # pscl.inference.evaluate.evaluate's options a variant may set
+
+
+def evaluation_options(spec: str) -> dict:
+    """The evaluation settings of a spec (``scratch:eval.tta=true`` -> ``{"tta": True}``): the model is
+    the one of the spec without them (:func:`run_name`), scored another way."""
+    name, *pairs = spec.split(":")
+    options = {}
+    for pair in pairs:
+        key, _, text = pair.partition("=")
+        if key.startswith(EVAL_PREFIX):
+            if key[len(EVAL_PREFIX):] not in EVAL_KEYS or name.removesuffix(SEMI_SUFFIX) == "forest":
+                raise ValueError(f"method variant {spec!r}: {key!r} is not an evaluation setting of {name} "
+                                 f"(the U-Net's: {', '.join(EVAL_PREFIX + k for k in EVAL_KEYS)})")
+            options[key[len(EVAL_PREFIX):]] = parse_value(text)
+    return options
+
+
+def run_name(spec: str) -> str:
+    """The spec whose fine-tuned model a method uses: evaluation settings (``eval.`` keys) do not change
+    the model, so ``scratch:eval.tta=true`` scores the runs of ``scratch``."""
+    head, *parts = spec.split(":")
+    return ":".join([head, *(part for part in parts if not part.startswith(EVAL_PREFIX))])
+
+
 def pretraining_name(spec: str) -> str:
     """The spec of the pretraining a method runs on: fine-tuning settings (``ft.`` keys, ``+semi``)
     do not change the pretraining, so variants that differ only in them share it."""
-    head, *parts = spec.split(":")
+    head, *parts = run_name(spec).split(":")
     return ":".join([head.removesuffix(SEMI_SUFFIX), *(part for part in parts if not part.startswith("ft."))])
 
 
