@@ -12,18 +12,20 @@ from pscl.bench.spec import folder_name, parse_method, run_name
 from pscl.files import atomic_write
 
 
-def _run(out: Path, spec: str, round_index: int) -> Path:
-    return out / "runs" / folder_name(run_name(spec)) / f"round{round_index}"
+def _model(out: Path, spec: str, round_index: int):
+    """(learner, run folder) of a method's round, and whether that run holds a model on this machine."""
+    learner = learner_for(parse_method(spec)[0])
+    run = out / "runs" / folder_name(run_name(spec)) / f"round{round_index}"
+    return learner, run, learner.model_file(run).exists()
 
 
 def _has_model(out: Path, spec: str, round_index: int) -> bool:
-    return learner_for(parse_method(spec)[0]).model_file(_run(out, spec, round_index)).exists()
+    return _model(out, spec, round_index)[2]
 
 
 def _prediction(out: Path, spec: str, round_index: int, image: np.ndarray) -> np.ndarray | None:
-    if not _has_model(out, spec, round_index):
-        return None
-    return learner_for(parse_method(spec)[0]).segment(_run(out, spec, round_index), image)
+    learner, run, present = _model(out, spec, round_index)
+    return learner.segment(run, image) if present else None
 
 
 def _shown_round(out: Path, methods: list[str], rounds: int) -> int:

@@ -102,14 +102,15 @@ def _run_one(data: Path, spec: str, round_index: int, shots: int, profile: str, 
     learner = learner_for(parse_method(spec)[0])
     init, pretrain_s = _pretrained(data, spec, profile, out, seed, progress, shots, round_index, tag, stems)
     config = method_config(spec, round_index, shots, profile, seed, stems, progress, init)
+    evaluation = evaluation_options(spec)
     t0 = time.time()
     learner.train(data, run, config)
     t1 = time.time()
-    scores = learner.evaluate(run, data, "test", **evaluation_options(spec))
+    scores = learner.evaluate(run, data, "test", **evaluation)
     return {"method": spec, "round": round_index if stems is None else "suggest", "shots": shots, "profile": profile,
             "seed": seed, "annotated": scores["config"]["annotated"], **{k: scores[k] for k in _SCORES},
             "per_class": scores["per_class"], **learner.selection(run), "config": scores["config"],
-            "evaluation": evaluation_options(spec),
+            "evaluation": evaluation,
             "wall_s": {"pretrain": pretrain_s, "finetune": t1 - t0, "evaluate": time.time() - t1}}
 
 
@@ -149,7 +150,7 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
     for m in methods:
         parse_method(m)  # unknown names and malformed variants fail before any work
     ds = load_dataset(data)
-    report = lambda: collect(out, ds.name, ds.classes, methods, shots, profile, command)  # noqa: E731
+    report = lambda: collect(out, ds.name, ds.classes, shots, profile, command)  # noqa: E731
     # round-major, so that an interrupted bench already compares every method on its first rounds
     for r in range(rounds):
         for method in methods:
@@ -205,7 +206,7 @@ def rebuild_report(data: str | Path, out: str | Path) -> dict:
         raise DataError(f"{out}: no results.json to rebuild a report from (run the bench first)")
     recorded = json.loads((out / "results.json").read_text())
     ds = load_dataset(data)
-    summary = collect(out, ds.name, ds.classes, [], recorded["shots"], recorded["profile"], recorded["command"],
+    summary = collect(out, ds.name, ds.classes, recorded["shots"], recorded["profile"], recorded["command"],
                       _as_written(recorded.get("profile_settings")))
     figure(out, ds, summary)
     return summary

@@ -26,8 +26,8 @@ def _results_by_method(out: Path) -> dict[str, tuple[list[dict], dict | None]]:
     return found
 
 
-def collect(out: Path, name: str, classes: list[str], methods: list[str], shots: int, profile: str,
-            command: str, budget: dict | None = None) -> dict:
+def collect(out: Path, name: str, classes: list[str], shots: int, profile: str, command: str,
+            budget: dict | None = None) -> dict:
     """Aggregate the per-round files into results.json and report.md: every method with results in
     OUT, so that a later run of a few methods (e.g. ``--pick suggest``) keeps the others' rows.
     ``budget``: the profile's settings as recorded (a rebuild keeps them; default: the profile's now)."""
