@@ -111,3 +111,26 @@ def test_covering_crops_show_a_rare_class_that_uniform_crops_miss():
         shown[name] = np.mean([n[2] >= 2 for n in counts]), np.mean([(n >= 2).sum() for n in counts])
     assert shown["uniform"][0] < 0.35 and shown["cover"][0] > 0.9, shown  # measured: 0.18 and 1.0
     assert shown["cover"][1] > shown["uniform"][1] + 0.8  # classes shown per crop: 1.5 -> 3.0
+
+
+def test_cell_gathers_agree_in_both_layouts_forward_and_backward():
+    """map_cells / flat_cells give flatten(2)'s cells in NCHW and channels_last, and a channels_last
+    map gets a channels_last gradient (an NCHW one slows the decoder's backward several times)."""
+    from pscl.methods.pscl import cells_of, flat_cells, map_cells
+    torch.manual_seed(0)
+    base = torch.randn(3, 5, 6, 7)
+    cells = torch.randint(0, 42, (3, 9))
+    weights = torch.randn(3, 5, 9)
+    results = {}
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = base.clone().contiguous(memory_format=layout).requires_grad_()
+        assert torch.equal(flat_cells(x), base.flatten(2))
+        picked = map_cells(x, cells)
+        (picked * weights).sum().backward()
+        results[layout] = (picked.detach(), x.grad)
+        assert x.grad.is_contiguous(memory_format=layout)
+    reference = cells_of(base.flatten(2), cells)
+    for picked, grad in results.values():
+        assert torch.equal(picked, reference)
+        torch.testing.assert_close(grad, results[torch.contiguous_format][1])
+    assert results[torch.channels_last][1].abs().sum() > 0

@@ -94,14 +94,15 @@ def _timed(step, c: SpeedConfig) -> dict:
     return {"s_per_step": dt, "gflop_per_step": flops / 1e9, "gflop_per_s": flops / 1e9 / dt, "peak_mb": peak}
 
 
-def _pretrain_speed(method: str, cfg: dict) -> dict:
+def pretrain_step(method: str, c: SpeedConfig):
+    """One pretraining step of ``method`` at ``c``'s sizes and mode, as a run takes it (views, loss,
+    backward, Adam, momentum update), as a closure; and the resolved precision."""
     import torch
     from pscl.cpu import fast_layout, trains_channels_last
     from pscl.data.synth import CLASSES
     from pscl.data.views import make_views
     from pscl.methods import GUIDED, PretrainConfig, build_method
     from pscl.methods.base import ema_update
-    c = SpeedConfig(**cfg)
     precision, autocast = _setup(c)
     torch.manual_seed(0)
     model = build_method(PretrainConfig(method=method, widths=c.widths, crop=c.crop, batch_size=c.pretrain_batch,
@@ -120,17 +121,23 @@ def _pretrain_speed(method: str, cfg: dict) -> dict:
         opt.step()
         for online, target in model.momentum_pairs():
             ema_update(online, target, 0.99)
+    return step, precision
+
+
+def _pretrain_speed(method: str, cfg: dict) -> dict:
+    c = SpeedConfig(**cfg)
+    step, precision = pretrain_step(method, c)
     row = _timed(step, c)
     return {"stage": "pretrain", "method": method, "precision": precision, **row,
             "pairs_per_s": c.pretrain_batch / row["s_per_step"]}
 
 
-def _finetune_speed(cfg: dict) -> dict:
+def finetune_step(c: SpeedConfig):
+    """One supervised fine-tuning step at ``c``'s sizes and mode, as a closure; and the precision."""
     import torch
     from pscl.cpu import fast_layout, trains_channels_last
     from pscl.losses import segmentation_loss
     from pscl.nn import UNet
-    c = SpeedConfig(**cfg)
     precision, autocast = _setup(c)
     torch.manual_seed(0)
     net = fast_layout(UNet(5, c.widths), c.channels_last and trains_channels_last("cpu"))  # as pscl.train.trainer.fit
@@ -144,7 +151,12 @@ def _finetune_speed(cfg: dict) -> dict:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return {"stage": "finetune", "method": "any", "precision": precision, **_timed(step, c)}
+    return step, precision
+
+
+def _finetune_speed(cfg: dict) -> dict:
+    step, precision = finetune_step(SpeedConfig(**cfg))
+    return {"stage": "finetune", "method": "any", "precision": precision, **_timed(step, SpeedConfig(**cfg))}
 
 
 def _inference_speed(cfg: dict) -> dict:

@@ -148,15 +148,15 @@ class PSCLBase(PretrainMethod):
 
     @staticmethod
     def embed_all(feature: torch.Tensor, head: nn.Module) -> torch.Tensor:
-        """(B, D, N) embeddings of every cell of a decoder map."""
-        return head(feature).flatten(2)
+        """(B, D, N) embeddings of every cell of a decoder map (a view: no copy in either layout)."""
+        return flat_cells(head(feature))
 
     @staticmethod
     def embed_at(feature: torch.Tensor, head: nn.Module, cells: torch.Tensor) -> torch.Tensor:
         """(B*T, D) embeddings of the cells (B, T) only: the dense head is per cell (1x1 convs and
         a per-cell LayerNorm), so running it on the gathered features equals gathering its map,
         at a fraction of the cost."""
-        emb = head(cells_of(feature.flatten(2), cells)[..., None])[..., 0]  # (B, C, T) -> (B, D, T)
+        emb = head(map_cells(feature, cells)[..., None])[..., 0]  # (B, C, T) -> (B, D, T)
         return emb.permute(0, 2, 1).reshape(-1, emb.shape[1])
 
     def combine(self, image_loss: torch.Tensor, patch_losses: dict[int, torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -170,6 +170,24 @@ class PSCLBase(PretrainMethod):
 def _first(geometry: ViewGeometry) -> ViewGeometry:
     return ViewGeometry(geometry.matrix[:1], geometry.offset[:1], geometry.flip[:1], geometry.quarter_turns[:1],
                         geometry.crop_scale[:1])
+
+
+def flat_cells(t: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, N), N = H*W in row-major order; a view of a channels_last map too,
+    where ``flatten(2)`` would copy it."""
+    if t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
+        return t.permute(0, 2, 3, 1).flatten(1, 2).transpose(1, 2)
+    return t.flatten(2)
+
+
+def map_cells(feature: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) map at (B, T) cell indices -> (B, C, T), gathered in the map's own layout so
+    that the gradient flowing back into a channels_last decoder is channels_last too (an NCHW
+    gradient there makes the decoder's LeakyReLU and convolution backward several times slower)."""
+    if feature.is_contiguous(memory_format=torch.channels_last) and not feature.is_contiguous():
+        rows = feature.permute(0, 2, 3, 1).flatten(1, 2)  # (B, N, C), a view
+        return rows.gather(1, cells[..., None].expand(-1, -1, rows.shape[2])).transpose(1, 2)
+    return cells_of(feature.flatten(2), cells)
 
 
 def cells_of(e: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
