@@ -15,7 +15,6 @@ import argparse
 import time
 from dataclasses import replace
 
-import torch
 from torch.profiler import ProfilerActivity, profile
 
 from pscl.bench.speed import MODES, SETTINGS, finetune_step, pretrain_step

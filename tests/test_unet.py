@@ -45,3 +45,31 @@ def test_features_are_the_classifier_input(size):
         feats = model.features(x)
         assert feats.shape == (2, 4, *size)
         assert torch.allclose(model.classifier(feats), model(x), atol=1e-6)
+
+
+def test_decoder_layer_norm_normalises_every_pixel_of_every_decoder_map_and_round_trips(tmp_path):
+    from pscl.checkpoints import load_model, save_model
+    torch.manual_seed(0)
+    net = UNet(3, (4, 8, 8, 16), norm="batch+ln").eval()
+    plain = UNet(3, (4, 8, 8, 16)).eval()
+    assert len(net.state_dict()) == len(plain.state_dict()) + 2 * 3  # weight and bias per decoder block
+    out = net(torch.rand(2, 1, 24, 24), return_features=True)
+    for d in out.decoder:  # fresh affine (1, 0): zero mean over the channels of each pixel
+        torch.testing.assert_close(d.mean(1), torch.zeros_like(d.mean(1)), atol=1e-5, rtol=0)
+    assert not all(torch.allclose(d.mean(1), torch.zeros_like(d.mean(1)), atol=1e-3)
+                   for d in plain(torch.rand(2, 1, 24, 24), return_features=True).decoder)
+    save_model(tmp_path, net, {"norm": "batch+ln"}, ["a", "b", "c"])
+    loaded, _ = load_model(tmp_path)
+    x = torch.rand(1, 1, 16, 16)
+    torch.testing.assert_close(loaded(x), net(x))
+    with pytest.raises(ValueError, match="norm"):
+        UNet(3, (4, 8, 8, 16), norm="layer")
+
+
+def test_bad_norm_is_refused_by_both_configs_before_any_run():
+    from pscl.methods import PretrainConfig
+    from pscl.train.finetune import FinetuneConfig
+    for make in (PretrainConfig, FinetuneConfig):
+        with pytest.raises(ValueError, match="norm must be one of"):
+            make(norm="batch+layer")
+        assert make(norm="group+ln").norm == "group+ln"

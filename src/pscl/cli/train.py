@@ -10,6 +10,9 @@ import typer
 from pscl.cli.common import (OVERWRITE, PRECISION, PROFILE, RESUME, api, app, console, errors_exit, ints,
                              print_scores, profile_option)
 
+NORM_HELP = "U-Net norm: batch (default), instance, group; +ln adds the paper's per-pixel LayerNorm to each decoder block (batch+ln)"
+
+
 @app.command()
 @errors_exit
 def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder"),
@@ -20,6 +23,7 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              steps: Optional[int] = profile_option("optimiser steps"), batch_size: Optional[int] = profile_option("crops per step"),
              crop: Optional[int] = profile_option("crop side in px"), lr: Optional[float] = profile_option("learning rate (Adam)"),
              widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256"),
+             norm: Optional[str] = typer.Option(None, help=NORM_HELP + " (with --init: the pretrained U-Net's)"),
              val_every: Optional[int] = profile_option("steps between validations and checkpoints"),
              select: str = typer.Option("val", help="val: the best val Dice (fg); last: the last step"), seed: int = 0,
              lr_contracting_init: Optional[float] = typer.Option(None, help="with --init: lr of the contracting path"),
@@ -44,6 +48,12 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              accelerator: str = "auto", devices: str = "1", precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
+    if init is not None and norm is not None:
+        from pscl.checkpoints import read_model_file
+        init_norm = read_model_file(init).get("norm", "batch")
+        if norm != init_norm:
+            raise ValueError(f"--norm {norm} differs from the norm of --init {init} ({init_norm}): "
+                             "the pretrained U-Net decides it")
     if init is not None and widths is not None:
         from pscl.checkpoints import read_model_file
         init_widths = tuple(read_model_file(init)["widths"])
@@ -58,7 +68,8 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                        dice_weight=dice_weight, jitter=jitter, rare_crops=rare_crops,
                                        rare_classes=rare_classes, semi_weight=semi_weight,
                                        semi_threshold=semi_threshold, semi_ema=semi_ema,
-                                       semi_floor=semi_floor, semi_start=semi_start, widths=ints(widths) if widths else None).items() if v is not None}
+                                       semi_floor=semi_floor, semi_start=semi_start, norm=norm,
+                                       widths=ints(widths) if widths else None).items() if v is not None}
     config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train, semi=semi,
                                  init=str(init) if init else None, select=select, seed=seed,
                                  accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
@@ -82,12 +93,13 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              steps: Optional[int] = profile_option("optimiser steps"), batch_size: Optional[int] = profile_option("crops per step"),
              crop: Optional[int] = profile_option("crop side in px"), lr: Optional[float] = profile_option("learning rate"),
              widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256"),
+             norm: Optional[str] = typer.Option(None, help=NORM_HELP),
              temperature: Optional[float] = None, momentum: Optional[float] = None,
              queue_size: Optional[int] = None, seed: int = 0,
              accelerator: str = "auto", devices: str = "1", precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Pretrain the U-Net without labels (unlabeled/ + train images, or a plain image folder)."""
-    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr,
+    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, norm=norm,
                                        widths=ints(widths) if widths else None).items() if v is not None}
     options = {k: v for k, v in dict(temperature=temperature, momentum=momentum, queue_size=queue_size, a=a,
                                      top_k=top_k, sampling=sampling,

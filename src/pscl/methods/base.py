@@ -19,6 +19,7 @@ from torch import nn
 from pscl.data.views import ViewConfig, ViewGeometry, make_views
 from pscl.losses import alignment_uniformity
 from pscl.nn import UNet
+from pscl.nn.unet import split_norm
 from pscl.train.trainer import RuntimeConfig
 
 
@@ -58,6 +59,7 @@ class PretrainConfig(RuntimeConfig):
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         self.widths = tuple(int(w) for w in self.widths)
+        split_norm(self.norm)
 
 
 def check_momentum(momentum: float) -> None:

@@ -17,7 +17,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pscl.nn.heads import ChannelLayerNorm
+
 NORMS = ("batch", "instance", "group")
+# ``NORM+ln`` (e.g. "batch+ln"): every decoder block also ends with a per-pixel LayerNorm over the
+# channels, as the paper's U-Net does; it depends on no batch statistics, so fine-tuning on crops
+# of one image cannot overwrite it the way it overwrites BatchNorm's running statistics
+DECODER_LAYER_NORM = "+ln"
+
+
+def split_norm(norm: str) -> tuple[str, bool]:
+    """``"batch+ln"`` -> ("batch", True): the conv blocks' norm, and whether decoder blocks end
+    with a per-pixel LayerNorm."""
+    kind, ln = norm.removesuffix(DECODER_LAYER_NORM), norm.endswith(DECODER_LAYER_NORM)
+    if kind not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, optionally with {DECODER_LAYER_NORM!r} "
+                         f"(decoder LayerNorm), got {norm!r}")
+    return kind, ln
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -33,10 +49,11 @@ def _norm(kind: str, channels: int) -> nn.Module:
 class ConvBlock(nn.Sequential):
     """Two (3x3 conv -> norm -> LeakyReLU) layers."""
 
-    def __init__(self, c_in: int, c_out: int, norm: str = "batch"):
+    def __init__(self, c_in: int, c_out: int, norm: str = "batch", layer_norm: bool = False):
         super().__init__(
             nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), _norm(norm, c_out), nn.LeakyReLU(0.01, inplace=True),
             nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), _norm(norm, c_out), nn.LeakyReLU(0.01, inplace=True),
+            *([ChannelLayerNorm(c_out)] if layer_norm else []),
         )
 
 
@@ -45,7 +62,7 @@ class UNetEncoder(nn.Module):
 
     def __init__(self, in_channels: int, widths: tuple[int, ...], norm: str):
         super().__init__()
-        chans = (in_channels, *widths)
+        chans, norm = (in_channels, *widths), split_norm(norm)[0]
         self.stages = nn.ModuleList(ConvBlock(chans[i], chans[i + 1], norm) for i in range(len(widths)))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -62,8 +79,10 @@ class UNetDecoder(nn.Module):
     def __init__(self, widths: tuple[int, ...], norm: str):
         super().__init__()
         rev = widths[::-1]  # 256, 128, 64, 32
+        norm, layer_norm = split_norm(norm)
         self.ups = nn.ModuleList(nn.ConvTranspose2d(rev[i], rev[i + 1], 2, stride=2) for i in range(len(rev) - 1))
-        self.blocks = nn.ModuleList(ConvBlock(2 * rev[i + 1], rev[i + 1], norm) for i in range(len(rev) - 1))
+        self.blocks = nn.ModuleList(ConvBlock(2 * rev[i + 1], rev[i + 1], norm, layer_norm)
+                                    for i in range(len(rev) - 1))
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         x, skips, outs = feats[-1], feats[-2::-1], []
@@ -96,6 +115,7 @@ class UNet(nn.Module):
             raise ValueError(f"widths must be four positive channel counts, got {widths}")
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        split_norm(norm)
         self.widths, self.num_classes = widths, num_classes
         self.encoder = UNetEncoder(in_channels, widths, norm)
         self.decoder = UNetDecoder(widths, norm)

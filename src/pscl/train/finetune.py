@@ -23,6 +23,7 @@ from pscl.errors import DataError
 from pscl.losses import class_weights, segmentation_loss
 from pscl.metrics import confusion_matrix, scores
 from pscl.nn import UNet
+from pscl.nn.unet import split_norm
 from pscl.run_folder import RunFolder
 from pscl.train.trainer import RuntimeConfig, best_checkpoint, fit
 
@@ -106,6 +107,7 @@ class FinetuneConfig(RuntimeConfig):
         if not 0 <= self.head_warmup <= self.steps:
             raise ValueError(f"head_warmup must be between 0 and steps ({self.steps}), got {self.head_warmup}")
         self.widths = tuple(int(w) for w in self.widths)
+        split_norm(self.norm)
 
 
 class SegmentationModule(L.LightningModule):
