@@ -155,8 +155,9 @@ def finetune_step(c: SpeedConfig):
 
 
 def _finetune_speed(cfg: dict) -> dict:
-    step, precision = finetune_step(SpeedConfig(**cfg))
-    return {"stage": "finetune", "method": "any", "precision": precision, **_timed(step, SpeedConfig(**cfg))}
+    c = SpeedConfig(**cfg)
+    step, precision = finetune_step(c)
+    return {"stage": "finetune", "method": "any", "precision": precision, **_timed(step, c)}
 
 
 def _inference_speed(cfg: dict) -> dict:

@@ -48,16 +48,14 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              accelerator: str = "auto", devices: str = "1", precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
-    if init is not None and norm is not None:
+    if init is not None and (norm is not None or widths is not None):  # the pretrained U-Net decides both
         from pscl.checkpoints import read_model_file
-        init_norm = read_model_file(init).get("norm", "batch")
-        if norm != init_norm:
+        payload = read_model_file(init)
+        init_norm, init_widths = payload.get("norm", "batch"), tuple(payload["widths"])
+        if norm is not None and norm != init_norm:
             raise ValueError(f"--norm {norm} differs from the norm of --init {init} ({init_norm}): "
                              "the pretrained U-Net decides it")
-    if init is not None and widths is not None:
-        from pscl.checkpoints import read_model_file
-        init_widths = tuple(read_model_file(init)["widths"])
-        if ints(widths) != init_widths:
+        if widths is not None and ints(widths) != init_widths:
             raise ValueError(f"--widths {widths} differs from the widths of --init {init} "
                              f"({','.join(map(str, init_widths))}): the pretrained U-Net decides them")
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,

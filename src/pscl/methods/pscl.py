@@ -172,10 +172,15 @@ def _first(geometry: ViewGeometry) -> ViewGeometry:
                         geometry.crop_scale[:1])
 
 
+def _channels_last(t: torch.Tensor) -> bool:
+    """A map laid out channels_last (and not also plainly contiguous, as a 1-channel or 1x1 map is)."""
+    return t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+
+
 def flat_cells(t: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, N), N = H*W in row-major order; a view of a channels_last map too,
     where ``flatten(2)`` would copy it."""
-    if t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
+    if _channels_last(t):
         return t.permute(0, 2, 3, 1).flatten(1, 2).transpose(1, 2)
     return t.flatten(2)
 
@@ -184,7 +189,7 @@ def map_cells(feature: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) map at (B, T) cell indices -> (B, C, T), gathered in the map's own layout so
     that the gradient flowing back into a channels_last decoder is channels_last too (an NCHW
     gradient there makes the decoder's LeakyReLU and convolution backward several times slower)."""
-    if feature.is_contiguous(memory_format=torch.channels_last) and not feature.is_contiguous():
+    if _channels_last(feature):
         rows = feature.permute(0, 2, 3, 1).flatten(1, 2)  # (B, N, C), a view
         return rows.gather(1, cells[..., None].expand(-1, -1, rows.shape[2])).transpose(1, 2)
     return cells_of(feature.flatten(2), cells)

@@ -115,7 +115,6 @@ class UNet(nn.Module):
             raise ValueError(f"widths must be four positive channel counts, got {widths}")
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        split_norm(norm)
         self.widths, self.num_classes = widths, num_classes
         self.encoder = UNetEncoder(in_channels, widths, norm)
         self.decoder = UNetDecoder(widths, norm)
