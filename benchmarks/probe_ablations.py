@@ -1,38 +1,75 @@
-"""Linear probe of the PSCL-SimCLR ablation pretrainings (MetalDAM, `quick` bench runs).
+"""Linear probe of a bench's pretrainings (e.g. the PSCL-SimCLR ablations, or pretraining budgets).
 
-Fine-tuning erases representation differences at the `quick` budget (diagnostics §3), so the
-ablations are also compared on frozen features: each pretraining of ``OUT/pretrain`` (per round,
-guided by that round's annotated image) gets only its classifier trained on that image
-(`pscl probe` defaults: 150 steps, 128 px crops, lr 1e-2, seed 0), scored on the val split.
-Resumable: finished (init, round) pairs in ``OUT/probe-ablations.jsonl`` are skipped.
+Fine-tuning erases representation differences at the `quick` budget (diagnostics §3), so
+pretrainings are also compared on frozen features: each pretraining of ``OUT/pretrain`` (PSCL per
+round, guided by that round's annotated image; label-free methods once) gets only its classifier
+trained on the round's annotated image (`pscl probe` defaults: 150 steps, 128 px crops, lr 1e-2,
+seed 0), scored on the val split. Resumable: finished (init, round) pairs in
+``OUT/probe-ablations.jsonl`` are skipped; ``OUT/probe.md`` (mean val Dice (fg) per init over the
+rounds it has, and per class) is rewritten after each probe.
 
-Usage: python benchmarks/probe_ablations.py DATA OUT ROUNDS
+Usage: python benchmarks/probe_ablations.py DATA OUT ROUNDS [INIT,INIT,...]
+(INITs are bench method specs, or ``random``; default: the PSCL-SimCLR ablations.)
 """
 import json
 import sys
 from pathlib import Path
 
-from pscl.bench.spec import folder_name
+import numpy as np
+
+from pscl.bench.spec import folder_name, parse_method
+from pscl.files import write_text
+from pscl.methods import GUIDED
 from pscl.provenance import provenance
 from pscl.studies.probe import ProbeConfig, linear_probe
 
-INITS = ("random", "simclr", "pscl-simclr", "pscl-simclr:a=0", "pscl-simclr:scales=2", "pscl-simclr:sampling=random",
-         "pscl-simclr:annotated_in_batch=false", "pscl-simclr:steps=600")
+ABLATIONS = ("random", "simclr", "pscl-simclr", "pscl-simclr:a=0", "pscl-simclr:scales=2", "pscl-simclr:sampling=random",
+             "pscl-simclr:annotated_in_batch=false", "pscl-simclr:steps=600")
 
-data, out, rounds = Path(sys.argv[1]), Path(sys.argv[2]), [int(r) for r in sys.argv[3].split(",")]
-log = out / "probe-ablations.jsonl"
-done = {(d["init"], d["round"]) for d in map(json.loads, log.read_text().splitlines())} if log.exists() else set()
-for r in rounds:
-    for init in INITS:
-        if (init, r) in done:
-            continue
-        run = None if init == "random" else out / "pretrain" / folder_name(init) / ("" if init == "simclr" else f"round{r}")
-        if run is not None and not (run / "model.pt").exists():
-            print(f"[wait] {init} round {r}: no pretraining yet", flush=True)
-            continue
-        result = linear_probe(data, run, ProbeConfig(round=r), split="val")
-        row = {"init": init, "round": r, "split": "val", "dice_fg": result["dice_fg"],
-               "per_class": {c: v["dice"] for c, v in result["per_class"].items()}, **provenance()}
-        with log.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        print(init, r, round(result["dice_fg"], 4), flush=True)
+
+def table(rows: list[dict], command: str) -> str:
+    """Mean val Dice (fg) and per-class Dice of every init over its probed rounds, as markdown."""
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    classes = list(rows[0]["per_class"]) if rows else []
+    last = rows[-1] if rows else {}
+    lines = [f"# Linear probe, val split\n\n- command: `{command}`\n- commit: {last.get('commit')}\n"
+             f"- machine: {last.get('machine')}\n- date: {last.get('date')}\n- seed: 0 (probe), bench seed 0\n\n",
+             "| init | rounds | val Dice (fg) | per round | " + " | ".join(classes) + " |\n",
+             "|---|---|---|---|" + "---|" * len(classes) + "\n"]
+    for init in inits:
+        mine = sorted((r for r in rows if r["init"] == init), key=lambda r: r["round"])
+        dice = [r["dice_fg"] for r in mine]
+        per_class = [np.mean([r["per_class"][c] for r in mine]) for c in classes]
+        lines.append(f"| {init} | {','.join(str(r['round']) for r in mine)} | {np.mean(dice):.3f} | "
+                     f"{' '.join(f'{d:.3f}' for d in dice)} | " + " | ".join(f"{v:.3f}" for v in per_class) + " |\n")
+    return "".join(lines)
+
+
+def main() -> None:
+    data, out, rounds = Path(sys.argv[1]), Path(sys.argv[2]), [int(r) for r in sys.argv[3].split(",")]
+    inits = sys.argv[4].split(",") if len(sys.argv) > 4 else ABLATIONS
+    command = "python benchmarks/probe_ablations.py " + " ".join(sys.argv[1:])
+    log = out / "probe-ablations.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    done = {(d["init"], d["round"]) for d in rows}
+    for r in rounds:
+        for init in inits:
+            if (init, r) in done:
+                continue
+            guided = init != "random" and parse_method(init)[0] in GUIDED
+            run = None if init == "random" else out / "pretrain" / folder_name(init) / (f"round{r}" if guided else "")
+            if run is not None and not (run / "model.pt").exists():
+                print(f"[wait] {init} round {r}: no pretraining yet", flush=True)
+                continue
+            result = linear_probe(data, run, ProbeConfig(round=r), split="val")
+            row = {"init": init, "round": r, "split": "val", "dice_fg": result["dice_fg"],
+                   "per_class": {c: v["dice"] for c, v in result["per_class"].items()}, **provenance()}
+            with log.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            rows.append(row)
+            write_text(out / "probe.md", table([x for x in rows if x["init"] in inits], command))
+            print(init, r, round(result["dice_fg"], 4), flush=True)
+
+
+if __name__ == "__main__":
+    main()
