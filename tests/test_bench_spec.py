@@ -25,6 +25,19 @@ def test_method_variants_parse_and_fail_clearly():
         parse_method("scratch:a=0")
 
 
+def test_view_variants_reach_the_pretraining_views():
+    from pscl.methods import PretrainConfig, build_method
+
+    spec = parse_method("simclr:views.jitter=0:views.crop_min=0.5:steps=800")
+    assert spec == ("simclr", {}, {"views": {"jitter": 0, "crop_min": 0.5}, "steps": 800}, {})
+    method = build_method(PretrainConfig(method="simclr", widths=(4, 8, 16, 32), crop=32, **spec[2]))
+    assert (method.view_config.jitter, method.view_config.crop_min, method.view_config.flip_p) == (0, 0.5, 0.5)
+    with pytest.raises(ValueError, match="not a view setting"):
+        parse_method("simclr:views.blur=1")
+    with pytest.raises(ValueError, match="only pretraining methods"):
+        parse_method("scratch:views.jitter=0")
+
+
 def test_method_folders_are_portable_and_distinct():
     from pscl.bench import folder_name
 

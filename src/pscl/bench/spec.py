@@ -32,7 +32,8 @@ def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
     method options, pretraining config fields, fine-tuning config fields). Values: numbers,
     true/false, words, or lists with "/" (``scales=0/2``). E.g. the PSCL ablations
     ``pscl-simclr:a=0``, ``pscl-simclr:scales=2``, ``pscl-simclr:sampling=random``,
-    ``pscl-simclr:annotated_in_batch=false``; keys prefixed ``ft.`` change the fine-tuning
+    ``pscl-simclr:annotated_in_batch=false``; keys prefixed ``views.`` change the two views' augmentation
+    (``simclr:views.jitter=0``: no brightness/contrast jitter); keys prefixed ``ft.`` change the fine-tuning
     (``simclr:ft.lr_contracting_init=0.001``), which then differs from the other methods' budget:
     the variant's name says so in every table. ``NAME+semi`` (``scratch+semi``,
     ``pscl-simclr+semi:a=0``) fine-tunes semi-supervised (``ft.semi=true``), on the same pretraining.
@@ -65,12 +66,28 @@ def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
             continue
         if name not in PRETRAIN_METHODS:
             raise ValueError(f"method variant {spec!r}: only pretraining methods take options")
+        if key.startswith(VIEWS_PREFIX):  # the two views' augmentation (pscl.data.views.ViewConfig)
+            fields.setdefault("views", {})[_view_key(spec, key)] = parsed
+            continue
         (fields if key in PretrainConfig.__dataclass_fields__ else options)[key] = parsed
     if name in PRETRAIN_METHODS and "scales" in options and not isinstance(options["scales"], list):
         options["scales"] = [options["scales"]]
     if semi:
         finetune_fields = {"semi": True, **finetune_fields}
     return name, options, fields, finetune_fields
+
+
+VIEWS_PREFIX = "views."
+
+
+def _view_key(spec: str, key: str) -> str:
+    """The ViewConfig field a ``views.`` key names (``views.jitter`` -> ``jitter``); unknown ones fail."""
+    from pscl.data.views import ViewConfig
+    name = key[len(VIEWS_PREFIX):]
+    if name not in ViewConfig.__dataclass_fields__:
+        raise ValueError(f"method variant {spec!r}: {key!r} is not a view setting "
+                         f"(choose from {', '.join(VIEWS_PREFIX + k for k in ViewConfig.__dataclass_fields__)})")
+    return name
 
 
 EVAL_PREFIX = "eval."
