@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pscl.bench.spec import folder_name, parse_method
+from pscl.bench.protocol import pretraining_run
 from pscl.files import write_text
-from pscl.methods import GUIDED
 from pscl.provenance import provenance
 from pscl.studies.probe import ProbeConfig, linear_probe
 
@@ -56,8 +55,7 @@ def main() -> None:
         for init in inits:
             if (init, r) in done:
                 continue
-            guided = init != "random" and parse_method(init)[0] in GUIDED
-            run = None if init == "random" else out / "pretrain" / folder_name(init) / (f"round{r}" if guided else "")
+            run = None if init == "random" else pretraining_run(out, init, f"round{r}")
             if run is not None and not (run / "model.pt").exists():
                 print(f"[wait] {init} round {r}: no pretraining yet", flush=True)
                 continue

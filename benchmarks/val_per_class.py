@@ -20,6 +20,7 @@ from pscl.api import evaluate
 from pscl.data.folders import load_dataset
 from pscl.files import write_text
 from pscl.provenance import provenance
+from pscl.run_folder import RunFolder
 
 
 def main() -> None:
@@ -27,9 +28,10 @@ def main() -> None:
     ds = load_dataset(data)
     rows: dict[str, list[dict]] = {}
     for run in sorted(out.glob("runs/*/round*")):
-        if not (run / "model.pt").exists():
+        folder = RunFolder(run)
+        if not folder.model_file.exists():
             continue
-        cached = run / f"eval_{ds.name}_val.json"
+        cached = folder.eval_file(ds.name, "val")
         result = json.loads(cached.read_text()) if cached.exists() else evaluate(run, data, split="val")
         rows.setdefault(run.parent.name, []).append(
             {"round": run.name, "dice_fg": result["dice_fg"], **{c: v["dice"] for c, v in result["per_class"].items()}})

@@ -48,7 +48,7 @@ def _pretrained(data: Path, spec: str, profile: str, out: Path, seed: int, progr
     method, variant_options, variant_fields, _ = parse_method(spec)
     if method not in PRETRAIN_METHODS:
         return None, 0.0
-    run = out / "pretrain" / folder_name(pretraining_name(spec)) / (tag if method in GUIDED else "")
+    run = pretraining_run(out, spec, tag)
     config = PretrainConfig(method=method, seed=seed, progress=progress, shots=shots, round=round_index,
                             annotated=list(stems or []) if method in GUIDED else [],
                             options={**method_options(profile, method), **variant_options},
@@ -65,6 +65,13 @@ def _pretrained(data: Path, spec: str, profile: str, out: Path, seed: int, progr
     wall = time.time() - t0
     folder.write_wall(wall)
     return run, wall
+
+
+def pretraining_run(out: Path, spec: str, tag: str) -> Path:
+    """The folder of the pretraining a bench method fine-tunes from: ``OUT/pretrain/<pretraining>``,
+    per draw (``tag``: "round<R>" or "suggest") for guided methods, once for label-free ones. Variants
+    that differ only in fine-tuning or evaluation share it (:func:`pscl.bench.spec.pretraining_name`)."""
+    return out / "pretrain" / folder_name(pretraining_name(spec)) / (tag if parse_method(spec)[0] in GUIDED else "")
 
 
 def _check_method_options(folder: RunFolder, config) -> None:
