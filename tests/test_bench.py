@@ -241,3 +241,15 @@ def test_a_tta_variant_scores_the_plain_model_with_tta(synth_data, tmp_path):
     with_tta = json.loads((tmp_path / "runs" / "scratch" / "round0" / "eval-tta=True" / "eval_synthetic_test.json").read_text())
     assert saved["tta"] is False and with_tta["tta"] is True
     assert plain["dice_fg"] == pytest.approx(saved["dice_fg"]) and tta["dice_fg"] == pytest.approx(with_tta["dice_fg"])
+
+
+def test_only_rounds_runs_just_those_rounds_and_refuses_others(synth_data, tmp_path):
+    out = tmp_path / "split"
+    run_bench(synth_data, out, ["forest"], rounds=3, profile="smoke", log=lambda _: None, only_rounds=[2])
+    assert sorted(p.name for p in (out / "results" / "forest").glob("*.json")) == ["round2.json"]
+    run_bench(synth_data, out, ["forest"], rounds=3, profile="smoke", log=lambda _: None, only_rounds=[0, 1])
+    assert sorted(p.name for p in (out / "results" / "forest").glob("*.json")) == [f"round{r}.json" for r in range(3)]
+    assert "| forest | 3 |" in (out / "report.md").read_text()
+    with pytest.raises(ValueError, match="only_rounds"):
+        run_bench(synth_data, tmp_path / "bad", ["forest"], rounds=2, profile="smoke", only_rounds=[2])
+    assert not (tmp_path / "bad").exists()

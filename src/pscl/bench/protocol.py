@@ -145,21 +145,28 @@ def result_file(out: Path, spec: str, name: str) -> Path:
 
 def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHODS), shots: int = 1,
               rounds: int = 5, profile: str = "quick", seed: int = 0, progress: bool = False,
-              log: Callable[[str], None] = print, command: str = "", pick: str = "random") -> dict:
+              log: Callable[[str], None] = print, command: str = "", pick: str = "random",
+              only_rounds: list[int] | None = None) -> dict:
     """Run (or resume) the protocol; return and write ``results.json`` and ``report.md``.
+
+    ``only_rounds`` runs just these of the ``rounds`` (and not the suggested pick): two processes
+    given disjoint sets fill one bench folder side by side, one core each. Label-free pretrainings are
+    shared by every round, so let one process make them first (the other would start the same run).
 
     ``pick="suggest"`` also fine-tunes every method on the image(s) `pscl suggest` picks
     (``results/<method>/suggest.json``), reported beside the random rounds.
     """
     if pick not in ("random", "suggest"):
         raise ValueError(f"pick must be 'random' or 'suggest', got {pick!r}")
+    if only_rounds is not None and not set(only_rounds) <= set(range(rounds)):
+        raise ValueError(f"only_rounds {sorted(only_rounds)} must lie in 0..{rounds - 1} (rounds {rounds})")
     data, out = Path(data), Path(out)
     for m in methods:
         parse_method(m)  # unknown names and malformed variants fail before any work
     ds = load_dataset(data)
     report = lambda: collect(out, ds.name, ds.classes, shots, profile, command)  # noqa: E731
     # round-major, so that an interrupted bench already compares every method on its first rounds
-    for r in range(rounds):
+    for r in (r for r in range(rounds) if only_rounds is None or r in only_rounds):
         for method in methods:
             if method == "full" and r > 0:  # trained on the whole train split: one run
                 continue
@@ -174,7 +181,7 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
             write_text(path, json.dumps(result, indent=1, default=float))
             log(f"       dice_fg {result['dice_fg']:.4f}  ({result['wall_s']['finetune']:.0f} s)")
             report()  # partial report
-    if pick == "suggest":
+    if pick == "suggest" and only_rounds is None:
         stems = suggested_stems(data, out, shots, profile, seed, progress)
         # runs are named by the picked images, so a pick that changes (new suggest settings) never
         # resumes or reuses the runs of the old one

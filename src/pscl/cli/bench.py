@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from pscl.cli.common import HELP, app, console, errors_exit
+from pscl.cli.common import HELP, app, console, errors_exit, ints
 
 bench_app = typer.Typer(no_args_is_help=True, context_settings=HELP,
                         help="Benchmarks: the paper's protocol over methods and rounds; step speed.")
@@ -26,6 +26,8 @@ def bench_run(data: Path = typer.Argument(..., help="dataset folder"),
                                                                  "e.g. pscl-simclr:a=0 or pscl-simclr:scales=2"),
               shots: int = 1, rounds: int = 5, profile: str = "quick", seed: int = 0, progress: bool = False,
               pick: str = typer.Option("random", help="random: the rounds only; suggest: also `pscl suggest`'s pick"),
+              only_rounds: str = typer.Option("", help="run just these rounds, e.g. 3,4 (two processes with "
+                                                       "disjoint sets share one --out; the report covers all)"),
               report_only: bool = typer.Option(False, "--report-only",
                                                help="rebuild report and figure from OUT's results; run nothing")) -> None:
     """Run the paper's protocol (resumable) and write report.md, results.json and figure.png."""
@@ -35,8 +37,9 @@ def bench_run(data: Path = typer.Argument(..., help="dataset folder"),
         console.print(f"written: {out / 'report.md'}")
         return
     from pscl.bench import run_bench
+    subset = list(ints(only_rounds, "--only-rounds")) if only_rounds.strip() else None
     run_bench(data, out, methods.split(","), shots=shots, rounds=rounds, profile=profile, seed=seed,
-              progress=progress, log=console.print, command=_command(), pick=pick)
+              progress=progress, log=console.print, command=_command(), pick=pick, only_rounds=subset)
     console.print((out / "report.md").read_text())
 
 
