@@ -61,6 +61,13 @@ def test_methods_are_compared_with_scratch_round_by_round(bench_out):
         assert paired["wins"] == sum(d > 0 for d in expected) and paired["rounds"] == 2
         assert f"| {method} | 2 | {np.mean(expected):+.4f} ± {np.std(expected, ddof=1):.4f} |" in (out / "report.md").read_text()
     assert "vs_scratch" not in results["scratch"]
+    # on val too, where settings are chosen; the forest has no val score and no val row
+    val = [r["val_dice_fg"] - s["val_dice_fg"] for r, s in zip(results["simclr"]["rounds"], results["scratch"]["rounds"])]
+    assert results["simclr"]["val_vs_scratch"]["differences"] == pytest.approx(val)
+    assert results["simclr"]["val_dice_fg_mean"] == pytest.approx(np.mean([r["val_dice_fg"] for r in results["simclr"]["rounds"]]))
+    assert "val_dice_fg_mean" not in results["forest"] and "val_vs_scratch" not in results["forest"]
+    report = (out / "report.md").read_text()
+    assert f"| simclr | 2 | {results['simclr']['val_dice_fg_mean']:.4f} | {np.mean(val):+.4f}" in report
 
 
 def test_report_only_rebuilds_the_report_from_the_results(bench_out, synth_data):

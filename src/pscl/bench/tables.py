@@ -43,10 +43,15 @@ def collect(out: Path, name: str, classes: list[str], shots: int, profile: str, 
         if suggested is not None:
             table[method]["suggested"] = suggested
     for method, t in table.items():
+        vals = [r["val_dice_fg"] for r in t["rounds"] if r.get("val_dice_fg") is not None]
+        if len(vals) == len(t["rounds"]):  # U-Nets selected on val (the forest has no val score)
+            t["val_dice_fg_mean"] = float(np.mean(vals))
         if method not in ("scratch", "full") and "scratch" in table:
             paired = paired_difference(t["rounds"], table["scratch"]["rounds"])
             if paired:
                 t["vs_scratch"] = paired
+            if "val_dice_fg_mean" in t and all(r.get("val_dice_fg") is not None for r in table["scratch"]["rounds"]):
+                t["val_vs_scratch"] = paired_difference(t["rounds"], table["scratch"]["rounds"], "val_dice_fg")
     summary = {"dataset": name, "shots": shots, "profile": profile,
                "profile_settings": budget or {stage: profile_settings(profile, stage) for stage in ("pretrain", "finetune")},
                "command": command, **provenance(), "methods": table}
@@ -66,6 +71,20 @@ def _paired_section(summary: dict) -> list[str]:
         interval = f"{d['ci95'][0]:+.4f} .. {d['ci95'][1]:+.4f}" if d["rounds"] > 1 else "–"
         lines.append(f"| {m} | {d['rounds']} | {d['mean']:+.4f} ± {d['std']:.4f} | {interval} | "
                      f"{d['wins']} of {d['rounds']} |")
+    return lines
+
+
+def _val_section(summary: dict) -> list[str]:
+    """Val Dice (fg) of the selected checkpoints: the score to choose settings by (test only reports)."""
+    rows = {m: t for m, t in summary["methods"].items() if "val_dice_fg_mean" in t}
+    if not rows:
+        return []
+    lines = ["", "On val (Dice (fg) of the checkpoint each run selected; choose settings here, never on test):", "",
+             "| method | rounds | val Dice (fg) | minus scratch, paired | rounds better than scratch |", "|---|---|---|---|---|"]
+    for m, t in rows.items():
+        d = t.get("val_vs_scratch")
+        paired = f"{d['mean']:+.4f} ± {d['std']:.4f} | {d['wins']} of {d['rounds']}" if d else " | "
+        lines.append(f"| {m} | {len(t['rounds'])} | {t['val_dice_fg_mean']:.4f} | {paired} |")
     return lines
 
 
@@ -98,7 +117,7 @@ def report(summary: dict, classes: list[str]) -> str:
         per_class = " | ".join(f"{t['per_class_dice_mean'][c]:.3f}" for c in classes)
         lines.append(f"| {method} | {len(t['rounds'])} | {t['dice_fg_mean']:.4f} ± {t['dice_fg_std']:.4f} | "
                      f"{t['acc_mean']:.4f} ± {t['acc_std']:.4f} | {t['miou_mean']:.4f} | {per_class} |")
-    lines += _paired_section(summary) + [""] + _suggested_section(summary)
+    lines += _paired_section(summary) + _val_section(summary) + [""] + _suggested_section(summary)
     lines += ["![Dice per round and predictions](figure.png)", "", "Per round (Dice fg; annotated images):", ""]
     for method, t in summary["methods"].items():
         for r in t["rounds"]:
