@@ -134,3 +134,22 @@ def test_poly_schedule_decays_every_learning_rate_to_zero():
     assert [g["lr"] for g in optimizer.param_groups] == [0.0, 0.0]
     with pytest.raises(ValueError, match="lr_schedule must be one of constant, poly"):
         FinetuneConfig(lr_schedule="cosine")
+
+
+def test_ema_saves_the_averaged_weights_and_resumes_them(synth_data, tmp_path):
+    """With a decay near 1 the average stays at the weights of the first step (the average starts as
+    them); a resumed EMA run equals an uninterrupted one."""
+    def weights(name: str, steps: int, resume: bool = False, **options) -> dict:
+        config = FinetuneConfig(steps=steps, val_every=5, select="last", **TINY, **options)
+        finetune(synth_data, tmp_path / name, config, resume=resume)
+        return read_model_file(tmp_path / name)["state_dict"]
+
+    first, plain, averaged = weights("first", 1), weights("plain", 15), weights("ema", 15, ema=0.99999)
+    conv = "encoder.stages.0.0.weight"
+    assert torch.allclose(averaged[conv].float(), first[conv].float(), atol=1e-4)
+    assert not torch.allclose(plain[conv].float(), first[conv].float(), atol=1e-3)
+    with pytest.raises(ValueError, match="ema"):
+        FinetuneConfig(ema=1.0)
+    weights("resumed", 10, ema=0.9)  # "killed" at 10
+    resumed, straight = weights("resumed", 15, resume=True, ema=0.9), weights("straight", 15, ema=0.9)
+    assert all(torch.allclose(straight[k].float(), resumed[k].float(), atol=1e-5) for k in straight)
