@@ -260,3 +260,9 @@ def test_only_rounds_runs_just_those_rounds_and_refuses_others(synth_data, tmp_p
     with pytest.raises(ValueError, match="only_rounds"):
         run_bench(synth_data, tmp_path / "bad", ["forest"], rounds=2, profile="smoke", only_rounds=[2])
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_seed_variant_fine_tunes_the_same_image_with_another_seed():
+    from pscl.bench.protocol import method_config
+    plain, other = method_config("scratch", 2, 1, "smoke", 0), method_config("scratch:ft.seed=5", 2, 1, "smoke", 0)
+    assert (plain.seed, other.seed) == (0, 5) and (plain.round, plain.shots) == (other.round, other.shots)

@@ -45,8 +45,10 @@ class UNetLearner:
 
     def config(self, finetune_fields, round_index, shots, profile, seed, stems=None, progress=False, init=None):
         from pscl.train.finetune import FinetuneConfig
-        settings = {**profile_settings(profile, "finetune"), **finetune_fields}
-        return FinetuneConfig(shots=shots, round=round_index, all_train=self.all_train, seed=seed, stems=stems,
+        # a variant's ft.seed (scratch:ft.seed=1) overrides the bench seed: the same annotated image, another
+        # initialisation and crop stream, which measures how much of a difference the seed alone makes
+        settings = {"seed": seed, **profile_settings(profile, "finetune"), **finetune_fields}
+        return FinetuneConfig(shots=shots, round=round_index, all_train=self.all_train, stems=stems,
                               progress=progress, init=str(init) if init else None, **settings)
 
     def train(self, data, run, config):
