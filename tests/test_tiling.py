@@ -1,7 +1,9 @@
-"""Tiling helpers: test-time augmentation over the 8 flips and quarter turns."""
+"""Tiling helpers: test-time augmentation over the 8 flips and quarter turns; ensembles."""
 import numpy as np
 
-from pscl.inference.tiling import segment_tiled, with_tta
+import pytest
+
+from pscl.inference.tiling import averaged, segment_tiled, with_tta
 
 
 def per_pixel(tiles):
@@ -32,3 +34,12 @@ def test_tta_maps_every_view_back_before_averaging():
     np.testing.assert_allclose(out.sum(1), 1.0, atol=1e-6)
     # a direction-dependent model is changed by averaging over directions, so views were really used
     assert not np.allclose(out, leftward(tiles))
+
+
+def test_an_ensemble_averages_its_members_probabilities():
+    tiles = np.random.default_rng(2).random((3, 8, 8), dtype=np.float32)
+    mean = averaged([per_pixel, leftward])(tiles)
+    np.testing.assert_allclose(mean, (per_pixel(tiles) + leftward(tiles)) / 2, atol=1e-7)
+    np.testing.assert_array_equal(averaged([per_pixel])(tiles), per_pixel(tiles))
+    with pytest.raises(ValueError, match="at least one"):
+        averaged([])
