@@ -1,4 +1,5 @@
-"""Test and val Dice (fg) of bench runs alone and as an ensemble (their probabilities averaged).
+"""Test and val Dice (fg) of bench runs alone, as an ensemble (their probabilities averaged) and the one
+best on val (choosing among seeds on val, as checkpoints are chosen).
 
     python benchmarks/ensemble_eval.py DATA BENCH_OUT OUT.md --members scratch,scratch:ft.seed=1,scratch:ft.seed=2
                                        [--rounds 0,1,2,3,4] [--name scratch-x3]
@@ -55,16 +56,20 @@ def main() -> None:
         print(r, row, flush=True)
     lines = [f"# {args.name}: {', '.join(members)} alone and averaged", "",
              f"- command: `python {' '.join(sys.argv)}`", *(f"- {k}: {v}" for k, v in provenance().items()), "",
-             "| round | " + " | ".join(f"{m} (test)" for m in members) + " | ensemble (test) | members' mean (val) | ensemble (val) |",
-             "|---|" + "---|" * (len(members) + 3)]
+             "| round | " + " | ".join(f"{m} (test)" for m in members)
+             + " | members' mean (test) | ensemble (test) | best on val (test) | members' mean (val) | ensemble (val) |",
+             "|---|" + "---|" * (len(members) + 5)]
     for row in rows:
+        row["test"]["best_on_val"] = row["test"]["members"][int(np.argmax(row["val"]["members"]))]
         lines.append(f"| {row['round']} | " + " | ".join(f"{v:.4f}" for v in row["test"]["members"])
-                     + f" | {row['test']['ensemble']:.4f} | {np.mean(row['val']['members']):.4f} | {row['val']['ensemble']:.4f} |")
+                     + f" | {np.mean(row['test']['members']):.4f} | {row['test']['ensemble']:.4f} | "
+                     f"{row['test']['best_on_val']:.4f} | {np.mean(row['val']['members']):.4f} | {row['val']['ensemble']:.4f} |")
     if rows:
         mean = lambda split, key: np.mean([np.mean(r[split][key]) for r in rows])  # noqa: E731
         lines.append(f"| mean | " + " | ".join(f"{np.mean([r['test']['members'][i] for r in rows]):.4f}"
                                               for i in range(len(members)))
-                     + f" | {mean('test', 'ensemble'):.4f} | {mean('val', 'members'):.4f} | {mean('val', 'ensemble'):.4f} |")
+                     + f" | {mean('test', 'members'):.4f} | {mean('test', 'ensemble'):.4f} | {mean('test', 'best_on_val'):.4f} | "
+                     f"{mean('val', 'members'):.4f} | {mean('val', 'ensemble'):.4f} |")
     write_text(args.out, "\n".join(lines) + "\n")
     write_text(args.out.with_suffix(".json"), json.dumps({"command": " ".join(sys.argv), **provenance(),
                                                           "members": members, "rounds": rows}, indent=1))

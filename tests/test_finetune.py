@@ -153,3 +153,22 @@ def test_ema_saves_the_averaged_weights_and_resumes_them(synth_data, tmp_path):
     weights("resumed", 10, ema=0.9)  # "killed" at 10
     resumed, straight = weights("resumed", 15, resume=True, ema=0.9), weights("straight", 15, ema=0.9)
     assert all(torch.allclose(straight[k].float(), resumed[k].float(), atol=1e-5) for k in straight)
+
+
+def test_seeds_keep_the_member_best_on_val_and_members_are_plain_runs(synth_data, tmp_path):
+    config = dict(steps=10, val_every=5, **TINY)
+    summary = finetune(synth_data, tmp_path / "two", FinetuneConfig(seeds=2, seed=3, **config))
+    plain = {s: finetune(synth_data, tmp_path / f"plain{s}", FinetuneConfig(seed=s, **config)) for s in (3, 4)}
+    payload = read_model_file(tmp_path / "two")
+    vals = {int(s): v for s, v in payload["seed_val_dice_fg"].items()}
+    assert vals == pytest.approx({s: plain[s]["val_dice_fg"] for s in (3, 4)})
+    best = max(vals, key=vals.get)
+    assert summary["val_dice_fg"] == pytest.approx(vals[best]) and summary["selected"].startswith(f"seed{best}/")
+    kept, member = payload["state_dict"], read_model_file(tmp_path / f"plain{best}")["state_dict"]
+    assert all(torch.allclose(kept[k].float(), member[k].float(), atol=1e-6) for k in kept)
+    assert payload["config"]["seeds"] == 2 and payload["config"]["annotated"] == summary["annotated"]
+    again = finetune(synth_data, tmp_path / "two", FinetuneConfig(seeds=2, seed=3, **config), resume=True)
+    assert again == summary  # finished: nothing redone
+    with pytest.raises(ValueError, match="select='val'"):
+        finetune(synth_data, tmp_path / "last", FinetuneConfig(seeds=2, select="last", **config))
+    assert not (tmp_path / "last").exists()

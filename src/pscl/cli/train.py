@@ -38,6 +38,8 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              rare_crops: Optional[float] = typer.Option(
                  None, help="share of crops centred on the annotated image's rarest classes (default 0)"),
              rare_classes: Optional[int] = typer.Option(None, help="how many of the rarest classes --rare-crops targets (default 2)"),
+             seeds: Optional[int] = typer.Option(
+                 None, help="fine-tune this many seeds (--seed, +1, ...) in OUT/seed<S> and keep the one best on val"),
              ema: Optional[float] = typer.Option(
                  None, help="decay of a moving average of the weights that is validated, selected and saved (default 0: off)"),
              semi: bool = typer.Option(False, "--semi", help="semi-supervised: also learn from unlabeled/ and train images"),
@@ -66,7 +68,7 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                        bn_frozen_steps=bn_frozen_steps,
                                        class_weight_power=class_weight_power,
                                        dice_weight=dice_weight, jitter=jitter, rare_crops=rare_crops,
-                                       rare_classes=rare_classes, ema=ema, semi_weight=semi_weight,
+                                       rare_classes=rare_classes, ema=ema, seeds=seeds, semi_weight=semi_weight,
                                        semi_threshold=semi_threshold, semi_ema=semi_ema,
                                        semi_floor=semi_floor, semi_start=semi_start, norm=norm,
                                        widths=ints(widths) if widths else None).items() if v is not None}
