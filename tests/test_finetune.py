@@ -169,6 +169,10 @@ def test_seeds_keep_the_member_best_on_val_and_members_are_plain_runs(synth_data
     assert payload["config"]["seeds"] == 2 and payload["config"]["annotated"] == summary["annotated"]
     again = finetune(synth_data, tmp_path / "two", FinetuneConfig(seeds=2, seed=3, **config), resume=True)
     assert again == summary  # finished: nothing redone
+    member = tmp_path / "two" / "seed3" / "model.pt"
+    before = member.stat().st_mtime_ns
+    assert finetune(synth_data, tmp_path / "two", FinetuneConfig(seeds=2, seed=3, **config), overwrite=True) == summary
+    assert member.stat().st_mtime_ns != before  # --overwrite redoes the members too
     with pytest.raises(ValueError, match="select='val'"):
         finetune(synth_data, tmp_path / "last", FinetuneConfig(seeds=2, select="last", **config))
     assert not (tmp_path / "last").exists()

@@ -46,7 +46,9 @@ def finetune_seeds(ds: DatasetFolder, out: str | Path, config, resume: bool = Fa
     scores = {}
     for k in range(config.seeds):
         member = replace(config, seed=config.seed + k, seeds=1)
-        scores[member.seed] = finetune(ds, member_folder(out, member.seed), member, resume=True)["val_dice_fg"]
+        # members resume one by one; --overwrite redoes them too
+        summary = finetune(ds, member_folder(out, member.seed), member, resume=True, overwrite=overwrite)
+        scores[member.seed] = summary["val_dice_fg"]
     best = max(scores, key=lambda s: scores[s])
     payload = read_model_file(member_folder(out, best))
     payload.update(config=asdict(config), selected=f"seed{best}/{payload['selected']}",
