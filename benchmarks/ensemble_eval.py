@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pscl.bench.spec import folder_name, run_name
+from pscl.bench.spec import method_run
 from pscl.checkpoints import load_model
 from pscl.data import load_dataset
 from pscl.files import write_text
@@ -24,9 +24,10 @@ from pscl.inference.predict import torch_tile_model
 from pscl.inference.tiling import averaged, segment_tiled
 from pscl.metrics import score_split
 from pscl.provenance import provenance
+from pscl.run_folder import RunFolder
 
 
-def score(models: list, ds, split: str) -> float:
+def score(models: list, ds, split: str) -> dict:
     tile_model = averaged([torch_tile_model(m) for m in models])
     labels_of = lambda image: segment_tiled(tile_model, image, models[0].num_classes).labels  # noqa: E731
     return score_split(ds, split, labels_of)
@@ -44,8 +45,8 @@ def main() -> None:
     ds, members = load_dataset(args.data), args.members.split(",")
     rows = []
     for r in (int(v) for v in args.rounds.split(",")):
-        runs = [args.bench / "runs" / folder_name(run_name(m)) / f"round{r}" for m in members]
-        if not all((run / "model.pt").exists() for run in runs):
+        runs = [method_run(args.bench, m, f"round{r}") for m in members]
+        if not all(RunFolder(run).model_file.exists() for run in runs):
             continue
         models = [load_model(run)[0] for run in runs]
         row = {"round": r}

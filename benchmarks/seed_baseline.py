@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pscl.bench.statistics import paired_difference
 from pscl.files import write_text
 from pscl.provenance import provenance
 
@@ -23,21 +24,19 @@ SEEDS = ("scratch", "scratch:ft.seed=1", "scratch:ft.seed=2")
 
 def table(methods: dict, key: str) -> list[str]:
     seeds = [m for m in SEEDS if m in methods]
-    by = lambda m: {r["round"]: r.get(key) for r in methods[m]["rounds"]}  # noqa: E731
+    scored = {m: [r for r in t["rounds"] if r.get(key) is not None] for m, t in methods.items()}
+    by = lambda m: {r["round"]: r[key] for r in scored[m]}  # noqa: E731
     rounds = sorted(set.intersection(*(set(by(m)) for m in seeds)))
-    base = {k: float(np.mean([by(m)[k] for m in seeds])) for k in rounds}
+    base = [{"round": k, key: float(np.mean([by(m)[k] for m in seeds]))} for k in rounds]
     lines = [f"### {key}: scratch averaged over {len(seeds)} seeds ({', '.join(seeds)}): "
-             f"{np.mean(list(base.values())):.4f}", "",
+             f"{np.mean([b[key] for b in base]):.4f}", "",
              "| method | rounds | mean | minus seed-averaged scratch, paired (± std) | rounds better |", "|---|---|---|---|---|"]
     for m in methods:
-        d = by(m)
-        common = [k for k in rounds if d.get(k) is not None]
-        if not common:
+        d = paired_difference(scored[m], base, key)
+        if d is None:
             continue
-        diff = [d[k] - base[k] for k in common]
-        std = np.std(diff, ddof=1) if len(diff) > 1 else 0.0
-        lines.append(f"| {m} | {len(common)} | {np.mean([d[k] for k in common]):.4f} | {np.mean(diff):+.4f} ± {std:.4f} "
-                     f"| {sum(x > 0 for x in diff)} of {len(diff)} |")
+        mean = np.mean([r[key] for r in scored[m] if r["round"] in rounds])
+        lines.append(f"| {m} | {d['rounds']} | {mean:.4f} | {d['mean']:+.4f} ± {d['std']:.4f} | {d['wins']} of {d['rounds']} |")
     return lines + [""]
 
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from pscl.bench.learners import learner_for
-from pscl.bench.spec import folder_name, parse_method, run_name
+from pscl.bench.spec import method_run, parse_method
 from pscl.files import atomic_write
 
 
 def _model(out: Path, spec: str, round_index: int):
     """(learner, run folder) of a method's round, and whether that run holds a model on this machine."""
     learner = learner_for(parse_method(spec)[0])
-    run = out / "runs" / folder_name(run_name(spec)) / f"round{round_index}"
+    run = method_run(out, spec, f"round{round_index}")
     return learner, run, learner.model_file(run).exists()
 
 

@@ -26,7 +26,7 @@ from typing import Callable
 from pscl.bench.figure import figure
 from pscl.bench.learners import learner_for
 from pscl.bench.tables import collect
-from pscl.bench.spec import METHODS, evaluation_options, folder_name, parse_method, pretraining_name, run_name
+from pscl.bench.spec import METHODS, evaluation_options, folder_name, method_run, parse_method, pretraining_name
 from pscl.data.folders import load_dataset
 from pscl.errors import DataError
 from pscl.files import write_text
@@ -105,7 +105,7 @@ def _run_one(data: Path, spec: str, round_index: int, shots: int, profile: str, 
     """Train and evaluate one method on one draw of annotated images: the round's (``stems`` None)
     or explicit ``stems`` under the name ``tag``."""
     tag = tag or f"round{round_index}"
-    run = out / "runs" / folder_name(run_name(spec)) / tag  # eval. variants score the same model
+    run = method_run(out, spec, tag)
     learner = learner_for(parse_method(spec)[0])
     init, pretrain_s = _pretrained(data, spec, profile, out, seed, progress, shots, round_index, tag, stems)
     config = method_config(spec, round_index, shots, profile, seed, stems, progress, init)

@@ -8,6 +8,7 @@ system refuses).
 from __future__ import annotations
 
 from dataclasses import fields as dataclass_fields
+from pathlib import Path
 
 from pscl.methods import METHODS as PRETRAIN_METHODS
 
@@ -121,6 +122,12 @@ def pretraining_name(spec: str) -> str:
     do not change the pretraining, so variants that differ only in them share it."""
     head, *parts = run_name(spec).split(":")
     return ":".join([head.removesuffix(SEMI_SUFFIX), *(part for part in parts if not part.startswith("ft."))])
+
+
+def method_run(out: Path, spec: str, tag: str) -> Path:
+    """The folder of a bench method's fine-tuned model on one draw (``tag``: "round<R>" or "suggest-..."):
+    ``OUT/runs/<run name>/<tag>``; ``eval.`` variants score the same model (:func:`run_name`)."""
+    return Path(out) / "runs" / folder_name(run_name(spec)) / tag
 
 
 def folder_name(spec: str) -> str:

@@ -42,15 +42,15 @@ def collect(out: Path, name: str, classes: list[str], shots: int, profile: str, 
                                                  for c in classes}}
         if suggested is not None:
             table[method]["suggested"] = suggested
+    for t in table.values():
+        if all(r.get("val_dice_fg") is not None for r in t["rounds"]):  # U-Nets selected on val (not the forest)
+            t["val_dice_fg_mean"] = float(np.mean([r["val_dice_fg"] for r in t["rounds"]]))
     for method, t in table.items():
-        vals = [r["val_dice_fg"] for r in t["rounds"] if r.get("val_dice_fg") is not None]
-        if len(vals) == len(t["rounds"]):  # U-Nets selected on val (the forest has no val score)
-            t["val_dice_fg_mean"] = float(np.mean(vals))
         if method not in ("scratch", "full") and "scratch" in table:
             paired = paired_difference(t["rounds"], table["scratch"]["rounds"])
             if paired:
                 t["vs_scratch"] = paired
-            if "val_dice_fg_mean" in t and all(r.get("val_dice_fg") is not None for r in table["scratch"]["rounds"]):
+            if "val_dice_fg_mean" in t and "val_dice_fg_mean" in table["scratch"]:
                 t["val_vs_scratch"] = paired_difference(t["rounds"], table["scratch"]["rounds"], "val_dice_fg")
     summary = {"dataset": name, "shots": shots, "profile": profile,
                "profile_settings": budget or {stage: profile_settings(profile, stage) for stage in ("pretrain", "finetune")},

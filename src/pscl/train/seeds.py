@@ -13,11 +13,10 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from pscl.checkpoints import read_model_file
+from pscl.checkpoints import load_model, save_model
 from pscl.data.folders import DatasetFolder
 from pscl.errors import DataError
-from pscl.files import atomic_write
-from pscl.run_folder import MODEL_FILE, RunFolder
+from pscl.run_folder import RunFolder
 
 
 def member_folder(out: str | Path, seed: int) -> Path:
@@ -28,8 +27,6 @@ def member_folder(out: str | Path, seed: int) -> Path:
 def finetune_seeds(ds: DatasetFolder, out: str | Path, config, resume: bool = False, overwrite: bool = False) -> dict:
     """Fine-tune ``config.seeds`` members (seeds ``config.seed``, ``+1``, ...) and keep the one with the
     best val Dice (fg) as ``out``'s model. Returns the run's summary, as :func:`pscl.train.finetune.finetune`."""
-    import torch
-
     from pscl.train.finetune import _summary, annotated_stems, finetune
 
     if config.select != "val":
@@ -50,8 +47,8 @@ def finetune_seeds(ds: DatasetFolder, out: str | Path, config, resume: bool = Fa
         summary = finetune(ds, member_folder(out, member.seed), member, resume=True, overwrite=overwrite)
         scores[member.seed] = summary["val_dice_fg"]
     best = max(scores, key=lambda s: scores[s])
-    payload = read_model_file(member_folder(out, best))
-    payload.update(config=asdict(config), selected=f"seed{best}/{payload['selected']}",
-                   seed_val_dice_fg={str(s): v for s, v in scores.items()})
-    atomic_write(folder.path / MODEL_FILE, lambda p: torch.save(payload, p))
+    model, payload = load_model(member_folder(out, best))
+    save_model(out, model, asdict(config), payload["classes"], selected=f"seed{best}/{payload['selected']}",
+               val_dice_fg=payload["val_dice_fg"], steps=payload["steps"],
+               seed_val_dice_fg={str(s): v for s, v in scores.items()})
     return _summary(folder, stems)
