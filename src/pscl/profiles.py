@@ -6,6 +6,10 @@ how many images a dataset has.
 * ``quick``: a 2-core CPU; U-Net widths 16/32/64/128 (half the paper's); fine-tuning 400 steps of
   8 crops of 128 px; pretraining 200 steps of 16 crops of 96 px. Sized so that the whole MetalDAM
   comparison (9 methods, 1 shot, 5 rounds: 14 pretrainings, 36 fine-tunings) fits 2.5 h on 2 cores.
+* ``cpu``: ``quick``'s sizes at the budgets where the MetalDAM curves flatten (``benchmarks/convergence-metaldam*``,
+  ``benchmarks/pretrain-budget-metaldam``): fine-tuning 1500 steps with poly lr (one annotated image: val Dice (fg)
+  0.25 at 400-750 steps, 0.34-0.39 from 1000 on), pretraining 800 steps (PSCL-SimCLR's linear probe: 0.205, 0.270,
+  0.312 at 200, 800, 3200 steps). About 6 min a fine-tuning and 10-12 min a PSCL pretraining on one Zen 5 core.
 * ``paper``: the paper's network (widths 32..256) and 376 px crops, for a GPU.
 """
 from __future__ import annotations
@@ -17,6 +21,10 @@ PROFILES: dict[str, dict[str, dict]] = {
               "pretrain": dict(widths=(16, 32, 64, 128), crop=96, batch_size=16, steps=200, checkpoint_every=50),
               # PSCL-MoCo's top_k 30 is GPU work: 600 cells per image at scale 2
               "method_options": {"pscl-moco": {"top_k": 4}}},
+    "cpu": {"finetune": dict(widths=(16, 32, 64, 128), crop=128, batch_size=8, steps=1500, val_every=250,
+                             lr_schedule="poly"),
+            "pretrain": dict(widths=(16, 32, 64, 128), crop=96, batch_size=16, steps=800, checkpoint_every=200),
+            "method_options": {"pscl-moco": {"top_k": 4}}},
     "paper": {"finetune": dict(widths=(32, 64, 128, 256), crop=376, batch_size=8, steps=4000, val_every=250),
               "pretrain": dict(widths=(32, 64, 128, 256), crop=376, batch_size=16, steps=20000, checkpoint_every=500)},
 }
