@@ -266,3 +266,12 @@ def test_a_seed_variant_fine_tunes_the_same_image_with_another_seed():
     from pscl.bench.protocol import method_config
     plain, other = method_config("scratch", 2, 1, "smoke", 0), method_config("scratch:ft.seed=5", 2, 1, "smoke", 0)
     assert (plain.seed, other.seed) == (0, 5) and (plain.round, plain.shots) == (other.round, other.shots)
+
+
+def test_a_pretraining_seed_variant_pretrains_apart_and_fine_tunes_with_the_bench_seed(tmp_path):
+    from pscl.bench.protocol import method_config, pretraining_config, pretraining_run
+    plain, other = (pretraining_config(spec, "smoke", 3) for spec in ("pscl-simclr", "pscl-simclr:seed=1"))
+    assert (plain.seed, other.seed) == (3, 1) and plain.steps == other.steps
+    assert pretraining_config("scratch", "smoke", 3) is None
+    assert pretraining_run(tmp_path, "pscl-simclr", "round0") != pretraining_run(tmp_path, "pscl-simclr:seed=1", "round0")
+    assert method_config("pscl-simclr:seed=1", 2, 1, "smoke", 3).seed == 3

@@ -45,17 +45,13 @@ def _pretrained(data: Path, spec: str, profile: str, out: Path, seed: int, progr
     Label-free methods are pretrained once; guided ones (PSCL) once per draw of annotated images
     (``tag``: "round<R>" or "suggest"), since the annotated image guides them.
     """
-    method, variant_options, variant_fields, _ = parse_method(spec)
-    if method not in PRETRAIN_METHODS:
+    config = pretraining_config(spec, profile, seed, shots, round_index, stems, progress)
+    if config is None:
         return None, 0.0
     run = pretraining_run(out, spec, tag)
-    config = PretrainConfig(method=method, seed=seed, progress=progress, shots=shots, round=round_index,
-                            annotated=list(stems or []) if method in GUIDED else [],
-                            options={**method_options(profile, method), **variant_options},
-                            **{**profile_settings(profile, "pretrain"), **variant_fields})
     folder = RunFolder(run)
     # a label-free pretraining serves every round and shot count
-    folder.check_settings(config, () if method in GUIDED else ("shots", "round", "annotated_in_batch"))
+    folder.check_settings(config, () if config.method in GUIDED else ("shots", "round", "annotated_in_batch"))
     _check_method_options(folder, config)
     if folder.model_file.exists():
         return run, folder.wall_seconds()
@@ -65,6 +61,20 @@ def _pretrained(data: Path, spec: str, profile: str, out: Path, seed: int, progr
     wall = time.time() - t0
     folder.write_wall(wall)
     return run, wall
+
+
+def pretraining_config(spec: str, profile: str, seed: int, shots: int = 1, round_index: int = 0,
+                       stems: list[str] | None = None, progress: bool = False) -> PretrainConfig | None:
+    """The pretraining a bench method makes (None for scratch, full and forest). A variant's ``seed``
+    (``pscl-simclr:seed=1``) overrides the bench seed for the pretraining only: the fine-tuning keeps the
+    bench seed unless ``ft.seed`` says otherwise, so the two sources of noise can be measured apart."""
+    method, variant_options, variant_fields, _ = parse_method(spec)
+    if method not in PRETRAIN_METHODS:
+        return None
+    settings = {"seed": seed, **profile_settings(profile, "pretrain"), **variant_fields}
+    return PretrainConfig(method=method, progress=progress, shots=shots, round=round_index,
+                          annotated=list(stems or []) if method in GUIDED else [],
+                          options={**method_options(profile, method), **variant_options}, **settings)
 
 
 def pretraining_run(out: Path, spec: str, tag: str) -> Path:

@@ -33,7 +33,8 @@ def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
     method options, pretraining config fields, fine-tuning config fields). Values: numbers,
     true/false, words, or lists with "/" (``scales=0/2``). E.g. the PSCL ablations
     ``pscl-simclr:a=0``, ``pscl-simclr:scales=2``, ``pscl-simclr:sampling=random``,
-    ``pscl-simclr:annotated_in_batch=false``; keys prefixed ``views.`` change the two views' augmentation
+    ``pscl-simclr:annotated_in_batch=false``; ``pscl-simclr:seed=1`` pretrains with another seed (the fine-tuning
+    keeps the bench seed unless ``ft.seed`` is given); keys prefixed ``views.`` change the two views' augmentation
     (``simclr:views.jitter=0``: no brightness/contrast jitter); keys prefixed ``ft.`` change the fine-tuning
     (``simclr:ft.lr_contracting_init=0.001``), which then differs from the other methods' budget:
     the variant's name says so in every table. ``NAME+semi`` (``scratch+semi``,
