@@ -116,6 +116,21 @@ def test_rare_class_crops_show_the_rare_class_and_leave_the_stream_alone_when_of
     assert all(torch.equal(plain[i][0], off[i][0]) for i in range(10))
 
 
+def test_photometric_crops_change_the_pixels_not_the_labels_and_are_reproducible():
+    from pscl.data.crops import RandomCropDataset
+    mask = np.zeros((100, 100), np.uint8)
+    mask[:, 50:] = 1
+    image = np.random.default_rng(0).random((100, 100)).astype(np.float32)
+    plain, strong, again = (RandomCropDataset([image], [mask], 48, 20, seed=1, photometric=p) for p in (0.0, 1.0, 1.0))
+    for i in range(20):
+        assert torch.equal(plain[i][1], strong[i][1])  # same crop, same geometry: the labels are untouched
+        assert torch.equal(strong[i][0], again[i][0])  # drawn from the crop's own seed
+    changed = [(plain[i][0] - strong[i][0]).abs().mean().item() for i in range(20)]
+    assert min(changed) > 1e-3, changed  # with p = 1 every effect applies to every crop
+    with pytest.raises(ValueError, match="photometric"):
+        FinetuneConfig(photometric=1.5)
+
+
 def test_poly_schedule_decays_every_learning_rate_to_zero():
     from dataclasses import asdict
 

@@ -35,6 +35,9 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                  None, help="cross-entropy weight ∝ pixel share^-power (default 0.5; 0 = unweighted)"),
              dice_weight: Optional[float] = typer.Option(None, help="loss = (1 - d) CE + d soft Dice (default 0.5)"),
              jitter: Optional[float] = typer.Option(None, help="brightness/contrast augmentation strength (default 0.1)"),
+             photometric: Optional[float] = typer.Option(
+                 None, help="strong photometric augmentation (brightness, contrast, gamma, blur, noise): probability of "
+                            "each effect on a crop (default 0: the jitter only)"),
              rare_crops: Optional[float] = typer.Option(
                  None, help="share of crops centred on the annotated image's rarest classes (default 0)"),
              rare_classes: Optional[int] = typer.Option(None, help="how many of the rarest classes --rare-crops targets (default 2)"),
@@ -67,7 +70,7 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                        lr_schedule=lr_schedule,
                                        bn_frozen_steps=bn_frozen_steps,
                                        class_weight_power=class_weight_power,
-                                       dice_weight=dice_weight, jitter=jitter, rare_crops=rare_crops,
+                                       dice_weight=dice_weight, jitter=jitter, photometric=photometric, rare_crops=rare_crops,
                                        rare_classes=rare_classes, ema=ema, seeds=seeds, semi_weight=semi_weight,
                                        semi_threshold=semi_threshold, semi_ema=semi_ema,
                                        semi_floor=semi_floor, semi_start=semi_start, norm=norm,

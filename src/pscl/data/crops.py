@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from pscl.data.io import IGNORE_INDEX
+from pscl.data.photometric import StrongPhotometric
 
 
 def pad_to(image: np.ndarray, mask: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -45,7 +46,7 @@ class RandomCropDataset(Dataset):
 
     def __init__(self, images: list[np.ndarray], masks: list[np.ndarray] | None, size: int, length: int,
                  seed: int = 0, jitter_strength: float = 0.1, augment: bool = True, rare_share: float = 0.0,
-                 rare_classes: list[int] | None = None):
+                 rare_classes: list[int] | None = None, photometric: float = 0.0):
         if not images or (masks is not None and len(images) != len(masks)):
             raise ValueError("need at least one image, and as many masks as images (or none)")
         self.with_masks = masks is not None
@@ -56,6 +57,9 @@ class RandomCropDataset(Dataset):
         area = np.array([im.size for im in self.images], dtype=np.float64)
         self.p = area / area.sum()
         self.size, self.length, self.seed, self.jitter, self.augment = size, length, seed, jitter_strength, augment
+        # strong photometric augmentation (brightness, contrast, gamma, blur, noise; each effect with this
+        # probability) on top of the jitter: one annotated image shows one detector setting, the others differ
+        self.photometric = StrongPhotometric(p=photometric) if photometric > 0 else None
         # a share of crops centred on a pixel of one of ``rare_classes`` (thin or small phases that
         # uniform crops rarely show): (image, class pixels) pairs to draw from
         self.rare_share, self.rare = rare_share, []
@@ -88,6 +92,10 @@ class RandomCropDataset(Dataset):
             image, mask = np.rot90(image, rot), np.rot90(mask, rot)
             if self.jitter > 0:
                 image = jitter(image, rng, self.jitter)
+            if self.photometric is not None:  # (no extra draw when it is off)
+                generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+                image = self.photometric(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None],
+                                         generator)[0, 0].numpy()
         return (torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
                 torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64)))
 

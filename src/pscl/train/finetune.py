@@ -62,6 +62,9 @@ class FinetuneConfig(RuntimeConfig):
     widths: tuple[int, ...] = (32, 64, 128, 256)
     norm: str = "batch"
     jitter: float = 0.1
+    # strong photometric augmentation of the labelled crops (pscl.data.photometric: brightness, contrast, gamma,
+    # blur, noise; each effect with this probability); 0 = the mild jitter only
+    photometric: float = 0.0
     # a share of the crops centred on pixels of the annotated images' `rare_classes` rarest classes
     # (thin or small phases: precipitates, defects, cracks); 0 = uniform crops only
     rare_crops: float = 0.0
@@ -99,6 +102,8 @@ class FinetuneConfig(RuntimeConfig):
             raise ValueError(f"dice_weight must be between 0 and 1, got {self.dice_weight}")
         if self.class_weight_power < 0:
             raise ValueError(f"class_weight_power must be >= 0, got {self.class_weight_power}")
+        if not 0 <= self.photometric <= 1:
+            raise ValueError(f"photometric must lie in [0, 1], got {self.photometric}")
         if not 0 <= self.rare_crops <= 1:
             raise ValueError(f"rare_crops must lie in [0, 1], got {self.rare_crops}")
         if self.rare_classes < 1:
@@ -241,7 +246,8 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     images, masks = map(list, zip(*(ds.load_pair(s) for s in stems)))
     train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
                               seed=config.seed, jitter_strength=config.jitter, rare_share=config.rare_crops,
-                              rare_classes=rarest_classes(masks, len(classes), config.rare_classes))
+                              rare_classes=rarest_classes(masks, len(classes), config.rare_classes),
+                              photometric=config.photometric)
     weights = class_weights(masks, len(classes), power=config.class_weight_power)
     train_loader = DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(len(train)))
     if config.semi:
