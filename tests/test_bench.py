@@ -275,3 +275,12 @@ def test_a_pretraining_seed_variant_pretrains_apart_and_fine_tunes_with_the_benc
     assert pretraining_config("scratch", "smoke", 3) is None
     assert pretraining_run(tmp_path, "pscl-simclr", "round0") != pretraining_run(tmp_path, "pscl-simclr:seed=1", "round0")
     assert method_config("pscl-simclr:seed=1", 2, 1, "smoke", 3).seed == 3
+
+
+def test_a_full_variant_is_trained_once_and_not_paired_with_scratch(synth_data, tmp_path):
+    from pscl.bench.spec import is_full
+    assert is_full("full") and is_full("full:ft.steps=3000") and not is_full("scratch") and not is_full("forest")
+    out = tmp_path / "bench"
+    summary = run_bench(synth_data, out, ["full:ft.steps=20"], rounds=2, profile="smoke", log=lambda _: None)
+    assert sorted(p.name for p in (out / "results" / "full__ft.steps=20").glob("*.json")) == ["round0.json"]
+    assert "vs_scratch" not in summary["methods"]["full:ft.steps=20"]

@@ -172,3 +172,12 @@ def test_every_stage_takes_a_run_folder_where_it_takes_its_path(synth_data, tmp_
     forest = RunFolder(tmp_path / "forest")
     train_forest(synth_data, forest, ForestConfig(trees=5))
     assert forest.forest_file.exists() and evaluate_forest(forest, synth_data)["run"] == str(tmp_path / "forest")
+
+
+def test_a_record_without_a_setting_whose_default_changed_compares_as_its_old_value(tmp_path):
+    from pscl.run_folder import check_recorded
+    old = {k: v for k, v in json.loads(json.dumps(FinetuneConfig(photometric=0.0).__dict__, default=list)).items()
+           if k not in ("photometric", "precision")}  # a run made before the setting existed (it had no strong augmentation)
+    check_recorded(tmp_path / "config.json", old, FinetuneConfig(photometric=0.0))
+    with pytest.raises(DataError, match="photometric 0.0 there, 0.8 now"):
+        check_recorded(tmp_path / "config.json", old, FinetuneConfig())

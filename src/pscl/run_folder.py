@@ -32,6 +32,8 @@ CHECKPOINTS = "checkpoints"
 
 # run-time choices, paths and what a run fills in from the data: not settings of the run
 NOT_SETTINGS = frozenset({"progress", "init", "dataset", "accelerator", "devices", "jobs", "annotated", "classes"})
+# settings whose default changed after runs that lack them were recorded: the value those runs used
+LEGACY_DEFAULTS = {"photometric": 0.0}
 
 
 @dataclass(frozen=True)
@@ -160,8 +162,10 @@ def output_file(out: str | Path, name: str) -> Path:
 def check_recorded(path: Path, recorded: dict, expected, ignore: tuple[str, ...] = ()) -> None:
     """Refuse to reuse (or resume) a run or result recorded with other settings than ``expected``
     (a config dataclass), so that one table never mixes two budgets. Settings the record lacks
-    (added to the code after it was made) and those in ``ignore`` are not compared."""
+    (added to the code after it was made) and those in ``ignore`` are not compared, except those in
+    ``LEGACY_DEFAULTS``, which compare as the value such records were made with."""
     wanted = json.loads(json.dumps(asdict(expected), default=list))
+    recorded = {**{k: v for k, v in LEGACY_DEFAULTS.items() if k in wanted}, **recorded}
     if "precision" in wanted:  # recorded resolved ('auto' -> what ran), so compare what would run now
         from pscl.cpu import resolve_precision
         wanted["precision"] = resolve_precision(wanted["precision"], wanted.get("accelerator", "auto"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pscl.bench.learners import learner_for
-from pscl.bench.spec import method_run, parse_method
+from pscl.bench.spec import is_full, method_run, parse_method
 from pscl.files import atomic_write
 
 
@@ -51,7 +51,7 @@ def figure(out: str | Path, ds, summary: dict, stem: str | None = None) -> Path 
     stem = stem or ds.stems("test")[0]
     image, mask = ds.load_pair(stem)
     shown = _shown_round(out, methods, max(len(summary["methods"][m]["rounds"]) for m in methods))
-    panels = [(m, _prediction(out, m, shown if m != "full" else 0, image)) for m in methods]
+    panels = [(m, _prediction(out, m, 0 if is_full(m) else shown, image)) for m in methods]
     panels = [(m, p) for m, p in panels if p is not None]
     columns = max(4, len(panels) + 2)
     fig = plt.figure(figsize=(2.4 * columns, 6.2))

@@ -26,7 +26,8 @@ from typing import Callable
 from pscl.bench.figure import figure
 from pscl.bench.learners import learner_for
 from pscl.bench.tables import collect
-from pscl.bench.spec import METHODS, evaluation_options, folder_name, method_run, parse_method, pretraining_name
+from pscl.bench.spec import (METHODS, evaluation_options, folder_name, is_full, method_run, parse_method,
+                             pretraining_name)
 from pscl.data.folders import load_dataset
 from pscl.errors import DataError
 from pscl.files import write_text
@@ -178,7 +179,7 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
     # round-major, so that an interrupted bench already compares every method on its first rounds
     for r in (r for r in range(rounds) if only_rounds is None or r in only_rounds):
         for method in methods:
-            if method == "full" and r > 0:  # trained on the whole train split: one run
+            if is_full(method) and r > 0:  # trained on the whole train split: one run
                 continue
             path = result_file(out, method, f"round{r}")
             if path.exists():
@@ -196,7 +197,7 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
         # runs are named by the picked images, so a pick that changes (new suggest settings) never
         # resumes or reuses the runs of the old one
         tag = "suggest-" + "+".join(stems)
-        for method in (m for m in methods if m != "full"):
+        for method in (m for m in methods if not is_full(m)):
             path = result_file(out, method, "suggest")
             cached = json.loads(path.read_text()) if path.exists() else None
             if cached is not None and cached["annotated"] == stems:

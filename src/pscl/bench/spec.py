@@ -28,6 +28,12 @@ def parse_value(text: str):
     return text
 
 
+def is_full(spec: str) -> bool:
+    """Whether a bench method trains on the whole train split (``full`` and its variants, ``full:ft.steps=3000``):
+    one run, made in round 0 and never paired with scratch."""
+    return spec.partition(":")[0].removesuffix(SEMI_SUFFIX) == "full"
+
+
 def parse_method(spec: str) -> tuple[str, dict, dict, dict]:
     """A bench method, optionally a variant: ``NAME[:key=value[:key=value...]]`` -> (NAME,
     method options, pretraining config fields, fine-tuning config fields). Values: numbers,

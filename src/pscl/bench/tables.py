@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pscl.bench.spec import method_order
+from pscl.bench.spec import is_full, method_order
 from pscl.bench.statistics import paired_difference
 from pscl.files import write_text
 from pscl.profiles import profile_settings
@@ -46,7 +46,7 @@ def collect(out: Path, name: str, classes: list[str], shots: int, profile: str, 
         if all(r.get("val_dice_fg") is not None for r in t["rounds"]):  # U-Nets selected on val (not the forest)
             t["val_dice_fg_mean"] = float(np.mean([r["val_dice_fg"] for r in t["rounds"]]))
     for method, t in table.items():
-        if method not in ("scratch", "full") and "scratch" in table:
+        if method != "scratch" and not is_full(method) and "scratch" in table:
             paired = paired_difference(t["rounds"], table["scratch"]["rounds"])
             if paired:
                 t["vs_scratch"] = paired

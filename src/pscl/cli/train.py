@@ -37,7 +37,7 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              jitter: Optional[float] = typer.Option(None, help="brightness/contrast augmentation strength (default 0.1)"),
              photometric: Optional[float] = typer.Option(
                  None, help="strong photometric augmentation (brightness, contrast, gamma, blur, noise): probability of "
-                            "each effect on a crop (default 0: the jitter only)"),
+                            "each effect on a crop (default 0.8; 0: the mild jitter only)"),
              rare_crops: Optional[float] = typer.Option(
                  None, help="share of crops centred on the annotated image's rarest classes (default 0)"),
              rare_classes: Optional[int] = typer.Option(None, help="how many of the rarest classes --rare-crops targets (default 2)"),
