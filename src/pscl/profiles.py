@@ -9,7 +9,9 @@ how many images a dataset has.
 * ``cpu``: ``quick``'s sizes at the budgets where the MetalDAM curves flatten (``benchmarks/convergence-metaldam*``,
   ``benchmarks/pretrain-budget-metaldam``): fine-tuning 1500 steps with poly lr (one annotated image: val Dice (fg)
   0.25 at 400-750 steps, 0.34-0.39 from 1000 on), pretraining 800 steps (PSCL-SimCLR's linear probe: 0.205, 0.270,
-  0.312 at 200, 800, 3200 steps). About 6 min a fine-tuning and 10-12 min a PSCL pretraining on one Zen 5 core.
+  0.312 at 200, 800, 3200 steps). About 5-6 min a fine-tuning and 10-12 min a PSCL pretraining on one Zen 5 core:
+  the whole MetalDAM comparison (36 fine-tunings, 10 PSCL and 4 label-free pretrainings) is ~5.3 core-hours, ~2.7 h
+  as two single-core processes (``pscl bench run --only-rounds``).
 * ``paper``: the paper's network (widths 32..256) and 376 px crops, for a GPU.
 """
 from __future__ import annotations
