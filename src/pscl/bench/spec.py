@@ -31,7 +31,7 @@ def parse_value(text: str):
 def is_full(spec: str) -> bool:
     """Whether a bench method trains on the whole train split (``full`` and its variants, ``full:ft.steps=3000``):
     one run, made in round 0 and never paired with scratch."""
-    return spec.partition(":")[0].removesuffix(SEMI_SUFFIX) == "full"
+    return parse_method(spec)[0] == "full"
 
 
 def parse_method(spec: str) -> tuple[str, dict, dict, dict]:

@@ -92,12 +92,11 @@ class RandomCropDataset(Dataset):
             image, mask = np.rot90(image, rot), np.rot90(mask, rot)
             if self.jitter > 0:
                 image = jitter(image, rng, self.jitter)
-            if self.photometric is not None:  # (no extra draw when it is off)
-                generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
-                image = self.photometric(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None],
-                                         generator)[0, 0].numpy()
-        return (torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
-                torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64)))
+        crop = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
+        if self.augment and self.photometric is not None:  # (no extra draw when it is off)
+            generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+            crop = self.photometric(crop[None], generator)[0]
+        return crop, torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
 
 
 class StreamSampler(Sampler[int]):
