@@ -10,7 +10,7 @@ from pscl.checkpoints import read_model_file
 from pscl.data.io import IGNORE_INDEX
 from pscl.data.photometric import StrongPhotometric
 from pscl.data.views import ViewConfig, draw_geometry
-from pscl.train.semi import ClassThresholds, confident_pseudo_labels, warp_labels
+from pscl.train.semi import ClassThresholds, DistributionAlignment, confident_pseudo_labels, warp_labels
 
 from conftest import TINY
 
@@ -43,6 +43,27 @@ def test_a_class_the_teacher_is_less_sure_of_gets_a_lower_threshold():
     sure[0, 0] = 1.0
     t.update(sure)  # a confident teacher: the base is capped at the threshold
     assert t.values[0] == pytest.approx(0.9)
+
+
+def test_distribution_alignment_rescales_by_prior_over_running_mean_and_stops_a_takeover():
+    prior = torch.tensor([6.0, 3.0, 1.0, 0.0])  # annotated pixel counts; class 3 absent from the annotation
+    align = DistributionAlignment(prior, momentum=0.0)  # momentum 0: the running mean is this batch's mean
+    probs = torch.zeros(1, 4, 1, 4)
+    for i, p in enumerate(([0.2, 0.2, 0.5, 0.1],) * 3 + ([0.4, 0.4, 0.1, 0.1],)):  # a teacher leaning to class 2
+        probs[0, :, 0, i] = torch.tensor(p)
+    aligned = align(probs)
+    mean = probs.mean(dim=(0, 2, 3))
+    assert torch.allclose(align.running, mean)
+    expected = probs[0, :, 0, 0] * torch.tensor([0.6, 0.3, 0.1, 0.0]) / mean
+    assert torch.allclose(aligned[0, :, 0, 0], expected / expected.sum(), atol=1e-6)
+    assert torch.allclose(aligned.sum(1), torch.ones(1, 1, 4))
+    assert (aligned[:, 3] == 0).all()  # a class the annotation lacks is never taken
+    taken_before = (probs.argmax(1) == 2).float().mean()
+    taken_after = (aligned.argmax(1) == 2).float().mean()
+    assert taken_before == 0.75 and taken_after < taken_before  # the over-called class loses pixels
+    agreeing = DistributionAlignment(prior, momentum=0.0)  # a teacher already at the prior is left alone
+    at_prior = torch.tensor([0.6, 0.3, 0.1, 0.0])[None, :, None, None].expand(2, 4, 3, 3)
+    assert torch.allclose(agreeing(at_prior), at_prior, atol=1e-5)
 
 
 def test_the_warped_pseudo_label_is_the_label_of_the_same_material():
@@ -98,6 +119,19 @@ def test_the_warm_up_is_supervised_only(synth_data, tmp_path):
     assert unsup and min(unsup) >= 3  # no unlabelled loss before semi_start
     with pytest.raises(ValueError, match="semi_start"):
         FinetuneConfig(steps=6, semi_start=6)
+
+
+def test_aligned_run_keeps_the_annotated_class_shares_in_its_checkpoint(synth_data, tmp_path):
+    from pscl.data.folders import load_dataset
+    from pscl.losses import class_counts
+    run = tmp_path / "aligned"
+    finetune(synth_data, run, FinetuneConfig(steps=4, val_every=4, semi=True, semi_start=1, semi_align=True, **TINY))
+    annotated = read_model_file(run)["config"]["annotated"]
+    ds = load_dataset(synth_data)
+    counts = class_counts([ds.load_pair(s)[1] for s in annotated], len(ds.classes))
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert torch.allclose(state["align.prior"], torch.tensor(counts / counts.sum(), dtype=torch.float32))
+    assert not torch.allclose(state["align.running"], state["align.prior"])  # the teacher's shares were tracked
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,9 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              semi_floor: Optional[float] = typer.Option(None, help="--semi: lowest confidence threshold (default 0.6)"),
              semi_start: Optional[int] = typer.Option(
                  None, help="--semi: supervised-only steps before the teacher labels (default -1: half the steps)"),
+             semi_align: Optional[bool] = typer.Option(
+                 None, "--semi-align/--no-semi-align",
+                 help="--semi: keep the pseudo-labels' class shares at the annotated image's (distribution alignment)"),
              accelerator: str = "auto", devices: str = "1", precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
@@ -73,7 +76,7 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                        dice_weight=dice_weight, jitter=jitter, photometric=photometric, rare_crops=rare_crops,
                                        rare_classes=rare_classes, ema=ema, seeds=seeds, semi_weight=semi_weight,
                                        semi_threshold=semi_threshold, semi_ema=semi_ema,
-                                       semi_floor=semi_floor, semi_start=semi_start, norm=norm,
+                                       semi_floor=semi_floor, semi_start=semi_start, semi_align=semi_align, norm=norm,
                                        widths=ints(widths) if widths else None).items() if v is not None}
     config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train, semi=semi,
                                  init=str(init) if init else None, select=select, seed=seed,

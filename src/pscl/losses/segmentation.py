@@ -8,6 +8,19 @@ import torch.nn.functional as F
 from pscl.data.io import IGNORE_INDEX
 
 
+def class_counts(masks: list[np.ndarray], num_classes: int) -> np.ndarray:
+    """Labelled pixels per class over ``masks`` (float64, ``IGNORE_INDEX`` left out).
+
+    >>> class_counts([np.array([[0, 0, 2, 255]])], 3).tolist()
+    [2.0, 0.0, 1.0]
+    """
+    counts = np.zeros(num_classes, dtype=np.float64)
+    for m in masks:
+        valid = m[m != IGNORE_INDEX]
+        counts += np.bincount(valid.ravel(), minlength=num_classes)[:num_classes]
+    return counts
+
+
 def class_weights(masks: list[np.ndarray], num_classes: int, max_ratio: float = 10.0,
                   power: float = 0.5) -> torch.Tensor:
     """Cross-entropy class weights from the annotated masks: w_c ∝ f_c^(-power), mean 1.
@@ -21,10 +34,7 @@ def class_weights(masks: list[np.ndarray], num_classes: int, max_ratio: float = 
     >>> class_weights([np.array([[0, 0, 0, 1]])], 2).tolist()  # shares 3/4, 1/4 -> 1 : sqrt(3)
     [0.7320508360862732, 1.2679492235183716]
     """
-    counts = np.zeros(num_classes, dtype=np.float64)
-    for m in masks:
-        valid = m[m != IGNORE_INDEX]
-        counts += np.bincount(valid.ravel(), minlength=num_classes)[:num_classes]
+    counts = class_counts(masks, num_classes)
     present = counts > 0
     w = np.ones(num_classes)
     if present.any():

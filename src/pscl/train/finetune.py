@@ -20,7 +20,7 @@ from pscl.checkpoints import load_backbone, read_model_file, save_model
 from pscl.data.crops import RandomCropDataset, StreamSampler
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.errors import DataError
-from pscl.losses import class_weights, segmentation_loss
+from pscl.losses import class_counts, class_weights, segmentation_loss
 from pscl.metrics import confusion_matrix, scores
 from pscl.nn import UNet
 from pscl.nn.unet import split_norm
@@ -81,6 +81,9 @@ class FinetuneConfig(RuntimeConfig):
     semi_rampup: int = 0  # steps of the linear ramp (0: a quarter of the steps)
     semi_ema: float = 0.99  # teacher momentum
     semi_batch: int = 0  # unlabelled crops per step (0: batch_size)
+    # distribution alignment: the teacher's probabilities rescaled so that its pseudo-labels keep the annotated
+    # image's class shares (pscl.train.semi.DistributionAlignment)
+    semi_align: bool = False
     # decay of an exponential moving average of the weights (and BatchNorm statistics) that is what gets
     # validated, selected and saved (Lightning's EMAWeightAveraging); 0 = off. Meant for the noisy weights of one
     # annotated image and a constant lr; at the quick budget 0.99 lost in 5 of 5 UHCS rounds (the average lags)
@@ -253,7 +256,8 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     train_loader = DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(len(train)))
     if config.semi:
         from pscl.train.semi import SemiSegmentationModule, unlabelled_crops
-        module = SemiSegmentationModule(model, cfg, weights, classes)
+        module = SemiSegmentationModule(model, cfg, weights, classes,
+                                        prior=torch.tensor(class_counts(masks, len(classes))))
         extra = unlabelled_crops(ds, config)
         train_loader = {"labelled": train_loader, "unlabelled": DataLoader(
             extra, batch_size=config.semi_batch or config.batch_size, sampler=StreamSampler(len(extra)))}
