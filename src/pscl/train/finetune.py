@@ -199,7 +199,7 @@ class _WholeImages(torch.utils.data.Dataset):
 
 def rarest_classes(masks: list[np.ndarray], num_classes: int, count: int) -> list[int]:
     """The ``count`` classes with the fewest (but some) pixels in the annotated masks, rarest first."""
-    pixels = sum(np.bincount(m[m < num_classes].ravel(), minlength=num_classes) for m in masks)
+    pixels = class_counts(masks, num_classes)
     present = [c for c in np.argsort(pixels, kind="stable") if pixels[c] > 0]
     return [int(c) for c in present[:count]]
 

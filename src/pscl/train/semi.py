@@ -126,12 +126,10 @@ class SemiSegmentationModule(SegmentationModule):
     masks are all ``IGNORE_INDEX`` except where a train image's mask is known (diagnostics only).
     """
 
-    def __init__(self, model, config: dict, weights: torch.Tensor, classes: list[str],
-                 prior: torch.Tensor | None = None):
+    def __init__(self, model, config: dict, weights: torch.Tensor, classes: list[str], prior: torch.Tensor):
         super().__init__(model, config, weights, classes)
-        # distribution alignment to the annotated masks' class shares (``prior``), when asked for
-        self.align = (DistributionAlignment(prior if prior is not None else torch.ones(len(classes)))
-                      if config.get("semi_align") else None)
+        # distribution alignment to the annotated masks' class shares (``prior``: their pixels per class), when asked for
+        self.align = DistributionAlignment(prior) if config.get("semi_align") else None
         self.teacher = copy.deepcopy(model)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
