@@ -66,6 +66,33 @@ def test_distribution_alignment_rescales_by_prior_over_running_mean_and_stops_a_
     assert torch.allclose(agreeing(at_prior), at_prior, atol=1e-5)
 
 
+def test_anchored_alignment_targets_the_teachers_first_shares_mixed_with_the_prior():
+    prior = torch.tensor([1.0, 1.0, 0.0])  # the annotation: half class 0, half class 1
+    first = torch.tensor([0.8, 0.1, 0.1])[None, :, None, None].expand(1, 3, 2, 2)
+    second = torch.tensor([0.6, 0.3, 0.1])[None, :, None, None].expand(1, 3, 2, 2)
+    anchored = DistributionAlignment(prior, momentum=0.0, mix=1.0, anchor_steps=2)
+    assert torch.allclose(anchored(first), first, atol=1e-6)  # a teacher at its own shares is left alone
+    anchored(second)
+    anchor = torch.tensor([0.7, 0.2, 0.1])
+    assert torch.allclose(anchored.target, anchor, atol=1e-6) and int(anchored.anchor_count) == 2
+    drifted = torch.zeros(1, 3, 1, 4)
+    for i, p in enumerate(([0.2, 0.7, 0.1],) * 3 + ([0.9, 0.05, 0.05],)):  # the teacher now leans to class 1
+        drifted[0, :, 0, i] = torch.tensor(p)
+    aligned = anchored(drifted)
+    assert torch.allclose(anchored.target, anchor, atol=1e-6)  # frozen after anchor_steps calls
+    expected = drifted[0, :, 0, 0] * anchor / drifted.mean(dim=(0, 2, 3))
+    assert torch.allclose(aligned[0, :, 0, 0], expected / expected.sum(), atol=1e-6)
+    assert (aligned.argmax(1) == 1).float().mean() < (drifted.argmax(1) == 1).float().mean()
+    half = DistributionAlignment(prior, momentum=0.0, mix=0.5, anchor_steps=1)
+    half(first)
+    assert torch.allclose(half.target, 0.5 * torch.tensor([0.5, 0.5, 0.0]) + 0.5 * torch.tensor([0.8, 0.1, 0.1]))
+    plain = DistributionAlignment(prior, momentum=0.0)  # mix 0: the annotated shares, no anchor kept
+    plain(first)
+    assert torch.allclose(plain.target, torch.tensor([0.5, 0.5, 0.0])) and int(plain.anchor_count) == 0
+    with pytest.raises(ValueError, match="mix"):
+        DistributionAlignment(prior, mix=1.5)
+
+
 def test_the_warped_pseudo_label_is_the_label_of_the_same_material():
     """Coordinate-encoding images: the teacher labels a pixel by its material id (a function of the
     view-1 intensity); after the strong view's geometry the warped label equals the material the

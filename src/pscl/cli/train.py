@@ -55,6 +55,9 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              semi_align: Optional[bool] = typer.Option(
                  None, "--semi-align/--no-semi-align",
                  help="--semi: keep the pseudo-labels' class shares at the annotated image's (distribution alignment)"),
+             semi_align_mix: Optional[float] = typer.Option(
+                 None, help="--semi-align: share of the target taken from the warmed-up teacher's own class shares on "
+                            "the unlabelled images instead of the annotated image's (default 0)"),
              accelerator: str = "auto", devices: str = "1", precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
@@ -76,7 +79,8 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                        dice_weight=dice_weight, jitter=jitter, photometric=photometric, rare_crops=rare_crops,
                                        rare_classes=rare_classes, ema=ema, seeds=seeds, semi_weight=semi_weight,
                                        semi_threshold=semi_threshold, semi_ema=semi_ema,
-                                       semi_floor=semi_floor, semi_start=semi_start, semi_align=semi_align, norm=norm,
+                                       semi_floor=semi_floor, semi_start=semi_start, semi_align=semi_align,
+                                       semi_align_mix=semi_align_mix, norm=norm,
                                        widths=ints(widths) if widths else None).items() if v is not None}
     config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train, semi=semi,
                                  init=str(init) if init else None, select=select, seed=seed,

@@ -84,6 +84,10 @@ class FinetuneConfig(RuntimeConfig):
     # distribution alignment: the teacher's probabilities rescaled so that its pseudo-labels keep the annotated
     # image's class shares (pscl.train.semi.DistributionAlignment)
     semi_align: bool = False
+    # with semi_align: the aligned-to shares are (1 - mix) x the annotated image's + mix x the warmed-up teacher's
+    # mean prediction over its first 50 unlabelled batches (an annotated image can hold a class far above its share
+    # in the set)
+    semi_align_mix: float = 0.0
     # decay of an exponential moving average of the weights (and BatchNorm statistics) that is what gets
     # validated, selected and saved (Lightning's EMAWeightAveraging); 0 = off. Meant for the noisy weights of one
     # annotated image and a constant lr; at the quick budget 0.99 lost in 5 of 5 UHCS rounds (the average lags)
@@ -118,6 +122,8 @@ class FinetuneConfig(RuntimeConfig):
         if not 0 <= self.semi_floor <= self.semi_threshold or not -1 <= self.semi_start < self.steps:
             raise ValueError(f"semi_floor must lie in [0, semi_threshold] and semi_start in [0, steps) or be -1 "
                              f"(half the steps); got {self.semi_floor}, {self.semi_start}")
+        if not 0 <= self.semi_align_mix <= 1:
+            raise ValueError(f"semi_align_mix must lie in [0, 1], got {self.semi_align_mix}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0 = off), got {self.ema}")
         if self.bn_frozen_steps < 0:
