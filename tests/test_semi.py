@@ -43,6 +43,9 @@ def test_a_class_the_teacher_is_less_sure_of_gets_a_lower_threshold():
     sure[0, 0] = 1.0
     t.update(sure)  # a confident teacher: the base is capped at the threshold
     assert t.values[0] == pytest.approx(0.9)
+    flat = ClassThresholds(3, threshold=0.9, momentum=0.0, per_class=False)
+    flat.update(probs)
+    assert torch.allclose(flat.values, torch.full((3,), base))  # one threshold, the base, for every class
 
 
 def test_distribution_alignment_rescales_by_prior_over_running_mean_and_stops_a_takeover():

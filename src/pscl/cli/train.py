@@ -50,6 +50,9 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              semi_threshold: Optional[float] = typer.Option(None, help="--semi: confidence cap of the surest class (default 0.9)"),
              semi_ema: Optional[float] = typer.Option(None, help="--semi: teacher momentum (default 0.99)"),
              semi_floor: Optional[float] = typer.Option(None, help="--semi: lowest confidence threshold (default 0.6)"),
+             semi_class_thresholds: Optional[bool] = typer.Option(
+                 None, "--semi-class-thresholds/--no-semi-class-thresholds",
+                 help="--semi: lower thresholds for the classes the teacher is less sure of (default on)"),
              semi_start: Optional[int] = typer.Option(
                  None, help="--semi: supervised-only steps before the teacher labels (default -1: half the steps)"),
              semi_align: Optional[bool] = typer.Option(
@@ -79,7 +82,7 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                        dice_weight=dice_weight, jitter=jitter, photometric=photometric, rare_crops=rare_crops,
                                        rare_classes=rare_classes, ema=ema, seeds=seeds, semi_weight=semi_weight,
                                        semi_threshold=semi_threshold, semi_ema=semi_ema,
-                                       semi_floor=semi_floor, semi_start=semi_start, semi_align=semi_align,
+                                       semi_floor=semi_floor, semi_class_thresholds=semi_class_thresholds, semi_start=semi_start, semi_align=semi_align,
                                        semi_align_mix=semi_align_mix, norm=norm,
                                        widths=ints(widths) if widths else None).items() if v is not None}
     config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train, semi=semi,

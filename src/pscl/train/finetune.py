@@ -76,6 +76,8 @@ class FinetuneConfig(RuntimeConfig):
     semi_weight: float = 1.0  # weight of the unlabelled loss once ramped up
     semi_threshold: float = 0.9  # confidence threshold of the most confident class (its cap)
     semi_floor: float = 0.6  # lowest base threshold (the self-adaptive one starts at 1/C)
+    # lower thresholds for the classes the teacher is less sure of (False: one threshold, the base, for all)
+    semi_class_thresholds: bool = True
     # supervised-only steps before the teacher labels anything (then it is the student); -1: half the steps
     semi_start: int = -1
     semi_rampup: int = 0  # steps of the linear ramp (0: a quarter of the steps)

@@ -55,9 +55,10 @@ class ClassThresholds(nn.Module):
     soft probabilities; with no floor a young teacher labels almost every pixel.
     """
 
-    def __init__(self, num_classes: int, threshold: float, momentum: float = 0.99, floor: float = 0.0):
+    def __init__(self, num_classes: int, threshold: float, momentum: float = 0.99, floor: float = 0.0,
+                 per_class: bool = True):
         super().__init__()
-        self.threshold, self.momentum, self.floor = threshold, momentum, floor
+        self.threshold, self.momentum, self.floor, self.per_class = threshold, momentum, floor, per_class
         self.register_buffer("confidence", torch.ones(num_classes))
         self.register_buffer("seen", torch.zeros(num_classes, dtype=torch.bool))
         self.register_buffer("overall", torch.tensor(1.0 / num_classes))
@@ -77,9 +78,10 @@ class ClassThresholds(nn.Module):
 
     @property
     def values(self) -> torch.Tensor:
-        """(C,) thresholds; a class the teacher has not predicted yet keeps the base threshold."""
+        """(C,) thresholds; a class the teacher has not predicted yet keeps the base threshold, and every class
+        does when ``per_class`` is off."""
         base = torch.clamp(self.overall, min=self.floor, max=self.threshold)
-        if not self.seen.any():
+        if not self.per_class or not self.seen.any():
             return base.expand_as(self.confidence).clone()
         top = self.confidence[self.seen].max()
         return torch.where(self.seen, base * self.confidence / top, base.expand_as(self.confidence))
@@ -159,7 +161,8 @@ class SemiSegmentationModule(SegmentationModule):
         self.teacher = copy.deepcopy(model)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
-        self.thresholds = ClassThresholds(len(classes), config["semi_threshold"], floor=config.get("semi_floor", 0.0))
+        self.thresholds = ClassThresholds(len(classes), config["semi_threshold"], floor=config.get("semi_floor", 0.0),
+                                          per_class=config.get("semi_class_thresholds", True))
         start = config.get("semi_start", 0)
         self.start = config["steps"] // 2 if start == -1 else start
         self.views = ViewConfig()
