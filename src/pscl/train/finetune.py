@@ -76,8 +76,7 @@ class FinetuneConfig(RuntimeConfig):
     semi_weight: float = 1.0  # weight of the unlabelled loss once ramped up
     semi_threshold: float = 0.9  # confidence threshold of the most confident class (its cap)
     semi_floor: float = 0.6  # lowest base threshold (the self-adaptive one starts at 1/C)
-    # lower thresholds for the classes the teacher is less sure of (False: one threshold, the base, for all)
-    semi_class_thresholds: bool = True
+    semi_class_thresholds: bool = True  # lower thresholds for classes the teacher is less sure of (False: the base)
     # supervised-only steps before the teacher labels anything (then it is the student); -1: half the steps
     semi_start: int = -1
     semi_rampup: int = 0  # steps of the linear ramp (0: a quarter of the steps)
@@ -86,10 +85,8 @@ class FinetuneConfig(RuntimeConfig):
     # distribution alignment: the teacher's probabilities rescaled so that its pseudo-labels keep the annotated
     # image's class shares (pscl.train.semi.DistributionAlignment)
     semi_align: bool = False
-    # with semi_align: the aligned-to shares are (1 - mix) x the annotated image's + mix x the warmed-up teacher's
-    # mean prediction over its first 50 unlabelled batches (an annotated image can hold a class far above its share
-    # in the set)
-    semi_align_mix: float = 0.0
+    # with semi_align: align to (1 - mix) x the annotated image's shares + mix x the warmed-up teacher's own
+    semi_align_mix: float = 0.0  # (pscl.train.semi.DistributionAlignment)
     # decay of an exponential moving average of the weights (and BatchNorm statistics) that is what gets
     # validated, selected and saved (Lightning's EMAWeightAveraging); 0 = off. Meant for the noisy weights of one
     # annotated image and a constant lr; at the quick budget 0.99 lost in 5 of 5 UHCS rounds (the average lags)
