@@ -82,7 +82,8 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
                                        dice_weight=dice_weight, jitter=jitter, photometric=photometric, rare_crops=rare_crops,
                                        rare_classes=rare_classes, ema=ema, seeds=seeds, semi_weight=semi_weight,
                                        semi_threshold=semi_threshold, semi_ema=semi_ema,
-                                       semi_floor=semi_floor, semi_class_thresholds=semi_class_thresholds, semi_start=semi_start, semi_align=semi_align,
+                                       semi_floor=semi_floor, semi_class_thresholds=semi_class_thresholds,
+                                       semi_start=semi_start, semi_align=semi_align,
                                        semi_align_mix=semi_align_mix, norm=norm,
                                        widths=ints(widths) if widths else None).items() if v is not None}
     config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train, semi=semi,

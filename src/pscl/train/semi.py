@@ -155,7 +155,8 @@ class SemiSegmentationModule(SegmentationModule):
 
     def __init__(self, model, config: dict, weights: torch.Tensor, classes: list[str], prior: torch.Tensor):
         super().__init__(model, config, weights, classes)
-        # distribution alignment to the annotated masks' class shares (``prior``: their pixels per class), when asked for
+        # distribution alignment to the annotated masks' class shares (``prior``: their pixels per class), blended
+        # with the warmed-up teacher's own by ``semi_align_mix``, when asked for
         self.align = (DistributionAlignment(prior, mix=config.get("semi_align_mix", 0.0))
                       if config.get("semi_align") else None)
         self.teacher = copy.deepcopy(model)
