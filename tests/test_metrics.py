@@ -57,3 +57,25 @@ def test_score_split_pools_the_split_and_scores_each_image(synth_data):
     assert perfect["dice_fg"] == 1.0 and perfect["acc"] == 1.0 and set(perfect["per_image_dice_fg"]) == set(masks)
     all_matrix = score_split(ds, "test", lambda image: np.zeros(image.shape, np.uint8))
     assert all_matrix["dice_fg"] == 0.0 and all_matrix["per_class"]["matrix"]["dice"] > 0
+
+
+def test_miou_over_present_classes_ignores_false_alarms_of_absent_classes():
+    from pscl.metrics import miou_over_present_classes
+
+    # truth holds classes 0 and 1; 10 pixels of class 0 called class 2, which the image lacks
+    cm = np.array([[40, 0, 10], [5, 45, 0], [0, 0, 0]])
+    assert miou_over_present_classes(cm) == pytest.approx((40 / 55 + 45 / 50) / 2)
+    assert scores(cm)["miou"] == pytest.approx((40 / 55 + 45 / 50 + 0.0) / 3)  # the pooled mean counts it
+    assert math.isnan(miou_over_present_classes(np.zeros((2, 2))))
+
+
+def test_score_split_reports_the_per_image_miou(synth_data):
+    from pscl.data import load_dataset
+    from pscl.metrics import score_split
+
+    ds = load_dataset(synth_data)
+    truth = iter([ds.load_pair(stem)[1] for stem in ds.stems("test")])
+    perfect = score_split(ds, "test", lambda image: np.where((m := next(truth)) == 255, 0, m))
+    assert perfect["miou_per_image"] == 1.0
+    all_matrix = score_split(ds, "test", lambda image: np.zeros(image.shape, np.uint8))
+    assert 0.0 < all_matrix["miou_per_image"] < 1.0

@@ -58,6 +58,8 @@ def print_scores(result: dict, title: str) -> None:
     console.print(table)
     console.print(f"dice_fg {result['dice_fg']:.4f}   dice_all {result['dice_all']:.4f}   "
                   f"miou {result['miou']:.4f}   acc {result['acc']:.4f}")
+    if "miou_per_image" in result:  # for comparison with papers that average per image (pscl.metrics.score_split)
+        console.print(f"miou per image, classes in its mask {result['miou_per_image']:.4f}")
 
 
 PRECISION = typer.Option("auto", help="auto: bf16-mixed on GPUs and on CPUs with AMX or AVX512-BF16, "
