@@ -27,7 +27,7 @@ from pscl.checkpoints import load_model
 from pscl.data.folders import load_dataset
 from pscl.files import write_text
 from pscl.inference.predict import segment
-from pscl.metrics import confusion_matrix
+from pscl.metrics import confusion_matrix, miou_over_present_classes
 from pscl.provenance import provenance
 
 CONVENTIONS = ("pooled (pscl)", "pooled, main classes", "per image, GT or pred", "per image, GT only",
@@ -50,7 +50,7 @@ def conventions(per_image: list[np.ndarray]) -> dict[str, float]:
     return {CONVENTIONS[0]: pooled[(truth + called) > 0].mean(),
             CONVENTIONS[1]: pooled[main].mean(),
             CONVENTIONS[2]: np.mean([i[(t + p) > 0].mean() for i, t, p in images]),
-            CONVENTIONS[3]: np.mean([i[t > 0].mean() for i, t, _ in images]),
+            CONVENTIONS[3]: np.mean([miou_over_present_classes(c) for c in per_image]),
             CONVENTIONS[4]: np.mean([np.mean(h) for h in holding if h])}
 
 
@@ -59,7 +59,7 @@ def main() -> None:
     if not pairs or any("=" not in p for p in pairs):
         sys.exit("usage: python benchmarks/metric_conventions.py DATA OUT.md LABEL=RUN_FOLDER [...]")
     ds = load_dataset(data)
-    test = [ds.load_pair(stem) for stem in ds.splits["test"]]
+    test = [ds.load_pair(stem) for stem in ds.stems("test")]
     rows: dict[str, list[dict[str, float]]] = defaultdict(list)
     for label, run in (p.split("=", 1) for p in pairs):
         model, _ = load_model(run)

@@ -56,12 +56,12 @@ def scores(confusion: np.ndarray, class_names: list[str] | None = None) -> dict:
 
 def miou_over_present_classes(confusion: np.ndarray) -> float:
     """Mean IoU over the classes the ground truth holds (rows with pixels); NaN when it holds none."""
-    cm = np.asarray(confusion, dtype=np.float64)
-    tp, truth = np.diag(cm), cm.sum(1)
-    present = truth > 0
-    if not present.any():
-        return float("nan")
-    return float(np.mean(tp[present] / (truth + cm.sum(0) - tp)[present]))
+    return _miou_over_present(scores(confusion)["per_class"])
+
+
+def _miou_over_present(per_class: dict) -> float:
+    ious = [c["iou"] for c in per_class.values() if c["pixels"] > 0]
+    return float(np.mean(ious)) if ious else float("nan")
 
 
 def score_split(ds, split: str, labels_of: Callable[[np.ndarray], np.ndarray]) -> dict:
@@ -80,8 +80,9 @@ def score_split(ds, split: str, labels_of: Callable[[np.ndarray], np.ndarray]) -
     for stem in ds.stems(split):
         image, mask = ds.load_pair(stem)
         image_cm = confusion_matrix(labels_of(image), mask, ds.num_classes)
-        per_image[stem] = scores(image_cm)["dice_fg"]
-        image_mious.append(miou_over_present_classes(image_cm))
+        image_scores = scores(image_cm)
+        per_image[stem] = image_scores["dice_fg"]
+        image_mious.append(_miou_over_present(image_scores["per_class"]))
         cm += image_cm
     return {"dataset": str(ds.root), "split": split, **scores(cm, ds.classes), "per_image_dice_fg": per_image,
             "miou_per_image": _nanmean(np.array(image_mious))}
