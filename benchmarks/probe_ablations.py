@@ -67,6 +67,9 @@ def main() -> None:
             rows.append(row)
             write_text(out / "probe.md", table([x for x in rows if x["init"] in inits], command))
             print(init, r, round(result["dice_fg"], 4), flush=True)
+    # rewritten for the inits asked even when every probe was cached, so the table matches its command line
+    if rows:
+        write_text(out / "probe.md", table([x for x in rows if x["init"] in inits], command))
 
 
 if __name__ == "__main__":
