@@ -51,6 +51,10 @@ def main() -> None:
     log = out / "probe-ablations.jsonl"
     rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     done = {(d["init"], d["round"]) for d in rows}
+
+    def write_table() -> None:  # the table of the inits asked, so that it matches its command line
+        write_text(out / "probe.md", table([x for x in rows if x["init"] in inits], command))
+
     for r in rounds:
         for init in inits:
             if (init, r) in done:
@@ -65,11 +69,10 @@ def main() -> None:
             with log.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             rows.append(row)
-            write_text(out / "probe.md", table([x for x in rows if x["init"] in inits], command))
+            write_table()  # after each probe, so a killed run leaves its table
             print(init, r, round(result["dice_fg"], 4), flush=True)
-    # rewritten for the inits asked even when every probe was cached, so the table matches its command line
-    if rows:
-        write_text(out / "probe.md", table([x for x in rows if x["init"] in inits], command))
+    if rows:  # also when every probe was cached
+        write_table()
 
 
 if __name__ == "__main__":
