@@ -7,6 +7,7 @@ import torch
 from pscl import FinetuneConfig, evaluate, finetune
 from pscl.checkpoints import load_model, read_model_file
 from pscl.data import load_dataset
+from pscl.profiles import profile_settings
 
 from conftest import TINY
 
@@ -43,7 +44,7 @@ def test_resumed_run_equals_uninterrupted_run(synth_data, tmp_path):
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
 
 
-def test_init_loads_backbone_and_uses_split_learning_rates(tiny_run, synth_data, tmp_path):
+def test_init_loads_backbone_and_uses_one_learning_rate_unless_split(tiny_run, synth_data, tmp_path):
     from pscl.train.finetune import SegmentationModule
     from pscl.nn import UNet
     model, _ = load_model(tiny_run)
@@ -54,7 +55,14 @@ def test_init_loads_backbone_and_uses_split_learning_rates(tiny_run, synth_data,
     assert all(torch.equal(a, b) for a, b in zip(net.encoder.state_dict().values(), model.encoder.state_dict().values()))
     from dataclasses import asdict
     opt = SegmentationModule(net, asdict(config), torch.ones(3), ["a", "b", "c"]).configure_optimizers()
-    assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-3]
+    assert [g["lr"] for g in opt.param_groups] == [1e-3, 1e-3]  # the default: lr on the whole U-Net
+    split = asdict(FinetuneConfig(init=str(tiny_run), lr_contracting_init=1e-4, **TINY))
+    opt = SegmentationModule(net, split, torch.ones(3), ["a", "b", "c"]).configure_optimizers()
+    assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-3]  # the paper's rule, which its profile keeps
+    assert profile_settings("paper", "finetune")["lr_contracting_init"] == 1e-4
+    assert "lr_contracting_init" not in profile_settings("cpu", "finetune")
+    with pytest.raises(ValueError, match="lr_contracting_init > 0"):
+        FinetuneConfig(lr_contracting_init=0.0)
     scratch = SegmentationModule(net, asdict(FinetuneConfig(**TINY)), torch.ones(3), ["a", "b", "c"])
     assert [g["lr"] for g in scratch.configure_optimizers().param_groups] == [1e-3]
 
@@ -136,7 +144,7 @@ def test_poly_schedule_decays_every_learning_rate_to_zero():
 
     from pscl.train.finetune import SegmentationModule
     from pscl.nn import UNet
-    config = asdict(FinetuneConfig(steps=10, lr_schedule="poly", init="x", **TINY))
+    config = asdict(FinetuneConfig(steps=10, lr_schedule="poly", init="x", lr_contracting_init=1e-4, **TINY))
     setup = SegmentationModule(UNet(3, TINY["widths"]), config, torch.ones(3), ["a", "b", "c"]).configure_optimizers()
     optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
     seen = []

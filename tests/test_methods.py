@@ -180,7 +180,8 @@ def test_pretrain_checkpoint_loads_into_finetune(synth_data, tmp_path):
     # the queue is sized to the run: 6 steps x 8 crops push 48 keys, 1/8 of that, at least one batch
     assert payload["config"]["method_options"]["queue_size"] == 8 and payload["pretrained_with"] == "moco"
     ft = tmp_path / "ft"
-    finetune(synth_data, ft, FinetuneConfig(init=str(pre), steps=4, val_every=2, **{**TINY, "widths": (16,) * 4}))
+    finetune(synth_data, ft, FinetuneConfig(init=str(pre), steps=4, val_every=2, lr_contracting_init=1e-4,
+                                            **{**TINY, "widths": (16,) * 4}))
     tuned = read_model_file(ft)
     assert tuned["widths"] == [8, 16, 32, 64]  # taken from the pretrained run
     first = "encoder.stages.0.0.weight"

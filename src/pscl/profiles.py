@@ -9,10 +9,11 @@ how many images a dataset has.
 * ``cpu``: ``quick``'s sizes at the budgets where the MetalDAM curves flatten (``benchmarks/convergence-metaldam*``,
   ``benchmarks/pretrain-budget-metaldam``): fine-tuning 1500 steps with poly lr (one annotated image: val Dice (fg)
   0.25 at 400-750 steps, 0.34-0.39 from 1000 on), pretraining 800 steps (PSCL-SimCLR's linear probe: 0.205, 0.270,
-  0.312 at 200, 800, 3200 steps). About 5-6 min a fine-tuning and 10-12 min a PSCL pretraining on one Zen 5 core:
+  0.312 at 200, 800, 3200 steps). About 5-6 min a fine-tuning and 10-12 min a PSCL pretraining on one Zen 5 core
+  (4, 5.5 and 1.8 for a label-free pretraining on one core of an AMX Xeon, 2026-12-04):
   the whole MetalDAM comparison (36 fine-tunings, 10 PSCL and 4 label-free pretrainings) is ~5.3 core-hours, ~2.7 h
   as two single-core processes (``pscl bench run --only-rounds``).
-* ``paper``: the paper's network (widths 32..256) and 376 px crops, for a GPU.
+* ``paper``: the paper's network (widths 32..256), 376 px crops and fine-tuning lr rule, for a GPU.
 """
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ PROFILES: dict[str, dict[str, dict]] = {
                              lr_schedule="poly"),
             "pretrain": dict(widths=(16, 32, 64, 128), crop=96, batch_size=16, steps=800, checkpoint_every=200),
             "method_options": {"pscl-moco": {"top_k": 4}}},
-    "paper": {"finetune": dict(widths=(32, 64, 128, 256), crop=376, batch_size=8, steps=4000, val_every=250),
+    # the paper's rule from a pretraining: lr 1e-4 on the contracting path (the other profiles: lr everywhere)
+    "paper": {"finetune": dict(widths=(32, 64, 128, 256), crop=376, batch_size=8, steps=4000, val_every=250,
+                               lr_contracting_init=1e-4),
               "pretrain": dict(widths=(32, 64, 128, 256), crop=376, batch_size=16, steps=20000, checkpoint_every=500)},
 }
 

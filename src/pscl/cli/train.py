@@ -26,7 +26,8 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              norm: Optional[str] = typer.Option(None, help=NORM_HELP + " (with --init: the pretrained U-Net's)"),
              val_every: Optional[int] = profile_option("steps between validations and checkpoints"),
              select: str = typer.Option("val", help="val: the best val Dice (fg); last: the last step"), seed: int = 0,
-             lr_contracting_init: Optional[float] = typer.Option(None, help="with --init: lr of the contracting path"),
+             lr_contracting_init: Optional[float] = typer.Option(
+                 None, help="with --init: lr of the contracting path (default: --lr; the paper: 1e-4)"),
              lr_schedule: Optional[str] = typer.Option(None, help="constant (default) or poly: lr x (1 - step/steps)^0.9"),
              head_warmup: Optional[int] = typer.Option(None, help="with --init: first steps train only the classifier (LP-FT)"),
              bn_frozen_steps: Optional[int] = typer.Option(

@@ -1,10 +1,10 @@
 """Fine-tuning (or supervised training from scratch) on K annotated images, with Lightning.
 
 Protocol (``../shared/docs/pscl-method.md``): random square crops, flips, rot90 and mild jitter;
-loss 0.5 class-weighted CE + 0.5 soft Dice over the foreground classes; Adam with lr 1e-4 on the
-contracting path and 1e-3 on the expanding path and classifier when starting from pretrained
-weights (``init``), 1e-3 everywhere otherwise. The model is selected on the val split (best
-``dice_fg``) or is the last one, never on test.
+loss 0.5 class-weighted CE + 0.5 soft Dice over the foreground classes; Adam, lr 1e-3 on the whole U-Net (from a
+pretraining, ``init``, the paper used 1e-4 on the contracting path: ``lr_contracting_init``, kept by the ``paper``
+profile; at CPU budgets one lr was better on val: ``benchmarks/cpu-photometric-*/lr-rule.md``). The model is
+selected on the val split (best ``dice_fg``) or is the last one, never on test.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class FinetuneConfig(RuntimeConfig):
     batch_size: int = 8
     crop: int = 128
     lr: float = 1e-3
-    lr_contracting_init: float = 1e-4
+    lr_contracting_init: float | None = None  # with init: the contracting path's lr (None: lr)
     # "constant", or "poly": every lr times (1 - step / steps)^0.9 (nnU-Net's schedule), which lets a
     # long run settle instead of ending on a noisy step
     lr_schedule: str = "constant"
@@ -125,8 +125,9 @@ class FinetuneConfig(RuntimeConfig):
             raise ValueError(f"semi_align_mix must lie in [0, 1], got {self.semi_align_mix}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0 = off), got {self.ema}")
-        if self.bn_frozen_steps < 0:
-            raise ValueError(f"bn_frozen_steps must be >= 0, got {self.bn_frozen_steps}")
+        if self.bn_frozen_steps < 0 or (self.lr_contracting_init is not None and self.lr_contracting_init <= 0):
+            raise ValueError(f"bn_frozen_steps must be >= 0 and lr_contracting_init > 0 (or None: lr), got "
+                             f"{self.bn_frozen_steps}, {self.lr_contracting_init}")
         if not 0 <= self.head_warmup <= self.steps:
             raise ValueError(f"head_warmup must be between 0 and steps ({self.steps}), got {self.head_warmup}")
         self.widths = tuple(int(w) for w in self.widths)
@@ -178,7 +179,8 @@ class SegmentationModule(L.LightningModule):
 
     def configure_optimizers(self):
         if self.config.get("init"):
-            groups = [{"params": self.model.contracting_parameters(), "lr": self.config["lr_contracting_init"]},
+            contracting = self.config.get("lr_contracting_init")
+            groups = [{"params": self.model.contracting_parameters(), "lr": contracting or self.config["lr"]},
                       {"params": self.model.expanding_parameters(), "lr": self.config["lr"]}]
         else:
             groups = [{"params": self.model.parameters(), "lr": self.config["lr"]}]
