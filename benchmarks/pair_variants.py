@@ -14,15 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from compare_benches import rounds_of
+from compare_benches import per_class, rounds_of
 from pscl.bench.statistics import paired_difference
 from pscl.files import write_text
 from pscl.provenance import provenance
-
-
-def per_class(rounds: list[dict]) -> str:
-    names = list(rounds[0]["per_class"])
-    return ", ".join(f"{np.nanmean([r['per_class'][c]['dice'] for r in rounds]):.2f}" for c in names)
 
 
 def main() -> None:
@@ -45,7 +40,7 @@ def main() -> None:
             cells += [f"{np.mean([r[key] for r in base]):.4f} -> {np.mean([r[key] for r in variant]):.4f}",
                       f"{d['mean']:+.4f} ± {d['std']:.4f}", f"{d['wins']} of {d['rounds']}"]
         lines.append(f"| {method} | {len(keep)} | " + " | ".join(cells)
-                     + f" | {per_class(base)} / {per_class(variant)} |")
+                     + f" | {per_class(base, keep)} / {per_class(variant, keep)} |")
     cells = [f"{np.mean(pooled[k]):+.4f}, better in {sum(x > 0 for x in pooled[k])} of {len(pooled[k])}"
              for k in ("val_dice_fg", "dice_fg")]
     lines.append(f"| all pooled (method-rounds) | {len(pooled['dice_fg'])} | | {cells[0]} | | | {cells[1]} | | |")
