@@ -61,7 +61,7 @@ def test_init_loads_backbone_and_uses_one_learning_rate_unless_split(tiny_run, s
     assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-3]  # the paper's rule, which its profile keeps
     assert profile_settings("paper", "finetune")["lr_contracting_init"] == 1e-4
     assert "lr_contracting_init" not in profile_settings("cpu", "finetune")
-    with pytest.raises(ValueError, match="lr_contracting_init > 0"):
+    with pytest.raises(ValueError, match=r"lr_contracting_init must lie in \(0, inf\), got 0.0"):
         FinetuneConfig(lr_contracting_init=0.0)
     scratch = SegmentationModule(net, asdict(FinetuneConfig(**TINY)), torch.ones(3), ["a", "b", "c"])
     assert [g["lr"] for g in scratch.configure_optimizers().param_groups] == [1e-3]
@@ -78,7 +78,7 @@ def test_head_warmup_trains_only_the_classifier_first(tiny_run, synth_data, tmp_
                                                                  val_every=8, select="last", **TINY))
     after = read_model_file(both["run"])["state_dict"]
     assert not torch.equal(after["encoder.stages.0.0.weight"], init["encoder.stages.0.0.weight"])
-    with pytest.raises(ValueError, match="head_warmup must be between 0 and steps"):
+    with pytest.raises(ValueError, match=r"head_warmup must lie in \[0, 10\], got 11"):
         FinetuneConfig(steps=10, head_warmup=11)
 
 
@@ -199,3 +199,16 @@ def test_seeds_keep_the_member_best_on_val_and_members_are_plain_runs(synth_data
     with pytest.raises(ValueError, match="select='val'"):
         finetune(synth_data, tmp_path / "last", FinetuneConfig(seeds=2, select="last", **config))
     assert not (tmp_path / "last").exists()
+
+
+@pytest.mark.parametrize("option, message", [
+    (dict(dice_weight=1.5), r"dice_weight must lie in \[0, 1\], got 1.5"),
+    (dict(rare_classes=0), r"rare_classes must lie in \[1, inf\), got 0"),
+    (dict(semi_threshold=0.0), r"semi_threshold must lie in \(0, 1\], got 0.0"),
+    (dict(semi_threshold=0.7, semi_floor=0.8), r"semi_floor must lie in \[0, 0.7\], got 0.8"),
+    (dict(bn_frozen_steps=-1), r"bn_frozen_steps must lie in \[0, inf\), got -1"),
+    (dict(steps=10, semi_start=10), r"semi_start must lie in \[0, steps\) or be -1"),
+])
+def test_each_bad_option_is_named_with_its_bounds(option, message):
+    with pytest.raises(ValueError, match=message):
+        FinetuneConfig(**option)

@@ -105,31 +105,17 @@ class FinetuneConfig(RuntimeConfig):
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         self.check_positive("steps", "batch_size", "crop", "val_every", "shots", "seeds")
-        if not 0 <= self.dice_weight <= 1:
-            raise ValueError(f"dice_weight must be between 0 and 1, got {self.dice_weight}")
-        if self.class_weight_power < 0:
-            raise ValueError(f"class_weight_power must be >= 0, got {self.class_weight_power}")
-        if not 0 <= self.photometric <= 1:
-            raise ValueError(f"photometric must lie in [0, 1], got {self.photometric}")
-        if not 0 <= self.rare_crops <= 1:
-            raise ValueError(f"rare_crops must lie in [0, 1], got {self.rare_crops}")
-        if self.rare_classes < 1:
-            raise ValueError(f"rare_classes must be >= 1, got {self.rare_classes}")
-        if not 0 < self.semi_threshold <= 1 or not 0 <= self.semi_ema < 1 or self.semi_weight < 0:
-            raise ValueError("semi_threshold must lie in (0, 1], semi_ema in [0, 1), semi_weight >= 0; got "
-                             f"{self.semi_threshold}, {self.semi_ema}, {self.semi_weight}")
-        if not 0 <= self.semi_floor <= self.semi_threshold or not -1 <= self.semi_start < self.steps:
-            raise ValueError(f"semi_floor must lie in [0, semi_threshold] and semi_start in [0, steps) or be -1 "
-                             f"(half the steps); got {self.semi_floor}, {self.semi_start}")
-        if not 0 <= self.semi_align_mix <= 1:
-            raise ValueError(f"semi_align_mix must lie in [0, 1], got {self.semi_align_mix}")
-        if not 0 <= self.ema < 1:
-            raise ValueError(f"ema must lie in [0, 1) (0 = off), got {self.ema}")
-        if self.bn_frozen_steps < 0 or (self.lr_contracting_init is not None and self.lr_contracting_init <= 0):
-            raise ValueError(f"bn_frozen_steps must be >= 0 and lr_contracting_init > 0 (or None: lr), got "
-                             f"{self.bn_frozen_steps}, {self.lr_contracting_init}")
-        if not 0 <= self.head_warmup <= self.steps:
-            raise ValueError(f"head_warmup must be between 0 and steps ({self.steps}), got {self.head_warmup}")
+        inf = float("inf")
+        for name, low, high, ends in (("dice_weight", 0, 1, "[]"), ("class_weight_power", 0, inf, "[)"),
+                                      ("photometric", 0, 1, "[]"), ("rare_crops", 0, 1, "[]"), ("rare_classes", 1, inf, "[)"),
+                                      ("semi_threshold", 0, 1, "(]"), ("semi_ema", 0, 1, "[)"), ("semi_weight", 0, inf, "[)"),
+                                      ("semi_floor", 0, self.semi_threshold, "[]"), ("semi_align_mix", 0, 1, "[]"),
+                                      ("ema", 0, 1, "[)"), ("bn_frozen_steps", 0, inf, "[)"), ("head_warmup", 0, self.steps, "[]")):
+            self.check_range(name, low, high, ends)
+        if self.lr_contracting_init is not None:  # None: lr
+            self.check_range("lr_contracting_init", 0, inf, "()")
+        if not -1 <= self.semi_start < self.steps:
+            raise ValueError(f"semi_start must lie in [0, steps) or be -1 (half the steps), got {self.semi_start}")
         self.widths = tuple(int(w) for w in self.widths)
         split_norm(self.norm)
 

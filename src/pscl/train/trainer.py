@@ -6,6 +6,7 @@ any) and the resumable ``last`` checkpoint happen at that period.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,12 @@ class RuntimeConfig:
         for name in names:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def check_range(self, name: str, low: float, high: float = math.inf, ends: str = "[]") -> None:
+        """Raise ValueError naming ``name`` when it lies outside the interval; ``ends`` '(' or ')' opens an end."""
+        value = getattr(self, name)
+        if not ((value > low if ends[0] == "(" else value >= low) and (value < high if ends[1] == ")" else value <= high)):
+            raise ValueError(f"{name} must lie in {ends[0]}{low:g}, {high:g}{ends[1]}, got {value!r}")
 
 
 def quiet_lightning() -> None:
