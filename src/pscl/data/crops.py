@@ -100,28 +100,28 @@ class RandomCropDataset(Dataset):
 
 
 class StreamSampler(Sampler[int]):
-    """Yields the global crop indices ``epoch * length + i``; Lightning calls ``set_epoch``.
+    """An endless stream of global item indices that starts where the run stands.
 
-    With the index-seeded :class:`RandomCropDataset`, every epoch draws fresh crops and a resumed
-    run draws exactly the crops the uninterrupted run would have drawn. Under DDP (W processes)
-    process r takes every W-th index of a W times longer stream, so processes never draw the
-    same crops.
+    ``per_step`` items make one optimiser step (the batch size, or 1 for a dataset whose items are
+    batches). Each time it is iterated the stream starts at item ``clock.global_step * per_step``
+    (``clock``: the LightningModule being trained; 0 before it is set), so with an index-seeded
+    dataset (:class:`RandomCropDataset`) step ``t`` always trains on the same crops, whether the
+    run went straight through or was killed and resumed, however often. Under DDP (W processes)
+    process r takes every W-th index of a W times faster stream, so processes never draw the same
+    crops. It has no length: the run's step budget ends it.
     """
 
-    def __init__(self, length: int):
-        self.length, self.epoch = length, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.length
+    def __init__(self, per_step: int, clock=None):
+        self.per_step, self.clock = per_step, clock
 
     def __iter__(self):
         from pscl.distributed import world
         rank, size = world()
-        start = self.epoch * self.length * size
-        return iter(range(start + rank, start + self.length * size, size))
+        step = int(getattr(self.clock, "global_step", 0) or 0)
+        index = step * self.per_step * size + rank
+        while True:
+            yield index
+            index += size
 
 
 def pure_cells(mask: np.ndarray, num_classes: int, stride: int, purity: float) -> np.ndarray:

@@ -246,14 +246,14 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
                               rare_classes=rarest_classes(masks, len(classes), config.rare_classes),
                               photometric=config.photometric)
     weights = class_weights(masks, len(classes), power=config.class_weight_power)
-    train_loader = DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(len(train)))
+    train_loader = DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(config.batch_size))
     if config.semi:
         from pscl.train.semi import SemiSegmentationModule, unlabelled_crops
         module = SemiSegmentationModule(model, cfg, weights, classes,
                                         prior=torch.tensor(class_counts(masks, len(classes))))
         extra = unlabelled_crops(ds, config)
         train_loader = {"labelled": train_loader, "unlabelled": DataLoader(
-            extra, batch_size=config.semi_batch or config.batch_size, sampler=StreamSampler(len(extra)))}
+            extra, batch_size=config.semi_batch or config.batch_size, sampler=StreamSampler(config.semi_batch or config.batch_size))}
     else:
         module = SegmentationModule(model, cfg, weights, classes)
     folder.write_config(cfg)

@@ -48,11 +48,11 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
         data_stream = GuidedBatches(annotated, masks, images, config.crop,
                                     config.batch_size, config.checkpoint_every, seed=config.seed,
                                     annotated_in_batch=config.annotated_in_batch, cover=cover)
-        loader = DataLoader(data_stream, batch_size=None, sampler=StreamSampler(len(data_stream)))
+        loader = DataLoader(data_stream, batch_size=None, sampler=StreamSampler(1))
     else:
         crops = RandomCropDataset(images, None, config.crop, config.checkpoint_every * config.batch_size,
                                   seed=config.seed, augment=False)
-        loader = DataLoader(crops, batch_size=config.batch_size, sampler=StreamSampler(len(crops)), drop_last=True)
+        loader = DataLoader(crops, batch_size=config.batch_size, sampler=StreamSampler(config.batch_size), drop_last=True)
     folder = RunFolder(out)
     resuming = folder.prepare(config, resume=resume, overwrite=overwrite)
     if resume and folder.finished_with(config.steps):

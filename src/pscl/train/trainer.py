@@ -1,7 +1,9 @@
 """The Lightning set-up shared by fine-tuning and pretraining: one trainer recipe, one fit call.
 
-Runs are budgeted in optimiser steps. An "epoch" is ``every`` steps: validation (when there is
-any) and the resumable ``last`` checkpoint happen at that period.
+Runs are budgeted in optimiser steps. A run is one endless Lightning epoch over a step-keyed
+crop stream (:class:`pscl.data.crops.StreamSampler`); every ``every`` steps the run validates (when
+it has a val split) and then saves its resume point, so a resumed run continues exactly where the
+straight run would be, with the same best-so-far record.
 """
 from __future__ import annotations
 
@@ -62,32 +64,38 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
         callbacks: list[Callback] | None = None, sync_batchnorm: bool = False, processes: int = 1) -> L.Trainer:
     """Train ``module`` for ``steps`` optimiser steps, logging to ``out/logs/metrics.csv``.
 
-    Checkpoints go to ``out/checkpoints``: ``last.ckpt`` every ``every`` steps (the resume point;
-    saved on a step count because Lightning resumes an end-of-epoch checkpoint as if that epoch
-    were unfinished) and, with ``monitor``, ``best.ckpt`` (maximum of that validation metric).
+    Checkpoints go to ``out/checkpoints``: ``last.ckpt`` every ``every`` steps, after that step's
+    validation (the resume point), and, with ``monitor``, ``best.ckpt`` (maximum of that validation
+    metric). The train loaders' :class:`StreamSampler` s are tied to the module's step count.
     """
     quiet_lightning()
     from pscl.cpu import fast_layout, resolve_precision, trains_channels_last
+    from pscl.data.crops import StreamSampler
     precision = resolve_precision(precision, accelerator)
     # channels_last where it was measured faster (pscl.cpu): encoder-only training always; through
     # the decoder on AVX-512 CPUs (its backward ran 0.8x in it on an AVX2 EPYC)
     fast_layout(module, getattr(module, "channels_last", False) or trains_channels_last(accelerator))
+    for loader in (train.values() if isinstance(train, dict) else [train]):
+        if isinstance(loader.sampler, StreamSampler):
+            loader.sampler.clock = module
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     resuming = resume and last.exists()
     # a resumed run logs to a new file: Lightning's CSV logger would wipe the earlier one
     log_version = "logs" if not resuming else f"logs-resumed-{len(list(out.glob('logs-resumed-*'))) + 1}"
     cbs = list(callbacks or [])
-    if monitor:
-        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1))
-    cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=every, save_top_k=1,
-                               enable_version_counter=False))
+    if monitor:  # (before `last`: the resume point then records the best score of its own validation)
+        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1,
+                                   enable_version_counter=False))
+    # with validation, `last` is saved when each validation ends; without, every `every` steps
+    cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False,
+                               every_n_train_steps=None if val is not None else every))
     # pretraining leaves parts unused (the classifier; the decoder in global-only methods; the
     # dense heads of ablated scales): DDP must be told
     strategy = "ddp_find_unused_parameters_true" if processes > 1 else "auto"
     trainer = L.Trainer(accelerator=accelerator, devices=devices, precision=precision, strategy=strategy,
-                        max_steps=steps,
-                        max_epochs=-(-steps // every), logger=CSVLogger(out, name="", version=log_version),
+                        max_steps=steps, max_epochs=-1, val_check_interval=every if val is not None else None,
+                        check_val_every_n_epoch=None, logger=CSVLogger(out, name="", version=log_version),
                         callbacks=cbs, enable_progress_bar=progress, enable_model_summary=False,
                         num_sanity_val_steps=0, limit_val_batches=1.0 if val is not None else 0,
                         log_every_n_steps=min(10, every), use_distributed_sampler=False,
