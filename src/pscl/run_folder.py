@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pscl.errors import DataError
 from pscl.files import write_text
+from pscl.lock import folder_lock
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.pt"
@@ -76,6 +77,11 @@ class RunFolder:
     def last_checkpoint(self) -> Path:
         return self.checkpoints / "last.ckpt"
 
+    def lock(self):
+        """Hold the folder for this process while the ``with`` block runs (:func:`pscl.lock.folder_lock`):
+        a second process on the same folder is refused, naming this one."""
+        return folder_lock(self.path)
+
     def eval_file(self, dataset: str, split: str) -> Path:
         return self.path / f"eval_{dataset}_{split}.json"
 
@@ -119,7 +125,8 @@ class RunFolder:
 
         ``--out`` that is a file, a finished run without ``overwrite`` or ``resume``, and an
         unfinished one without either are refused with what to do; ``resume`` checks the recorded
-        settings against ``expected`` (all but ``steps``: a run may be extended); ``overwrite`` deletes the run's files (and only those).
+        settings against ``expected`` (all but ``steps``, which may grow: a run may be extended, never
+        shortened); ``overwrite`` deletes the run's files (and only those). Call it holding :meth:`lock`.
         """
         if self.path.exists() and not self.path.is_dir():
             raise DataError(f"{self.path}: --out is a file, not a run folder")
@@ -134,6 +141,11 @@ class RunFolder:
             raise DataError(f"{self.path}: holds {state}; pass --overwrite to replace it, or choose another --out")
         if expected is not None:  # more steps than recorded: the run is extended
             self.check_settings(expected, (*ignore, "steps"))
+            recorded_steps, steps = (recorded or {}).get("steps"), getattr(expected, "steps", None)
+            if recorded_steps is not None and steps is not None and steps < recorded_steps:
+                raise DataError(f"{self.path}: the run there was started for {recorded_steps} steps; --resume "
+                                f"continues or extends it (--steps {recorded_steps} or more), it cannot shorten it "
+                                f"to {steps}; choose another --out, or --overwrite to redo it")
         return self.resumable
 
     def finished_with(self, steps: int) -> bool:

@@ -19,13 +19,14 @@ from torch.utils.data import DataLoader
 from pscl.checkpoints import load_backbone, read_model_file, save_model
 from pscl.data.crops import RandomCropDataset, StreamSampler
 from pscl.data.folders import DatasetFolder, load_dataset
+from pscl.data.io import IGNORE_INDEX
 from pscl.errors import DataError
 from pscl.losses import class_counts, class_weights, segmentation_loss
 from pscl.metrics import confusion_matrix, scores
 from pscl.nn import UNet
 from pscl.nn.unet import split_norm
 from pscl.run_folder import RunFolder
-from pscl.train.trainer import RuntimeConfig, best_checkpoint, fit
+from pscl.train.trainer import RuntimeConfig, fit, selected_checkpoint, trainer_devices
 
 
 LR_SCHEDULES = ("constant", "poly")
@@ -217,17 +218,42 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     classes = ds.classes
     if classes is None:
         raise DataError(f"{ds.root}: fine-tuning needs a dataset folder with dataset.json and masks")
-    out, folder = Path(out), RunFolder(out)
+    folder = RunFolder(out)
     config.resolve_runtime()
     if config.seeds > 1:  # several members, the best on val kept (pscl.train.seeds)
         from pscl.train.seeds import finetune_seeds
-        return finetune_seeds(ds, out, config, resume=resume, overwrite=overwrite)
+        with folder.lock():
+            return finetune_seeds(ds, folder.path, config, resume=resume, overwrite=overwrite)
     stems = annotated_stems(ds, config)
     use_val = config.select == "val"
     if use_val and not ds.splits.get("val"):
         raise DataError(f"{ds.root}: split 'val' is missing or empty, so no model can be selected on it; "
                         "add val images, or give --select last")
+    if use_val and config.steps < config.val_every:
+        raise DataError(f"--steps {config.steps} is below --val-every {config.val_every}: no validation would run, "
+                        "so no model could be selected on val; lower --val-every, or give --select last")
+    pairs = [ds.load_pair(s) for s in stems]
+    check_annotation(ds, stems, pairs)
     val_images = _WholeImages(ds, ds.stems("val")) if use_val else None  # reads and checks every val mask
+    with folder.lock():
+        return _train(ds, folder, config, stems, pairs, val_images, resume, overwrite)
+
+
+def check_annotation(ds: DatasetFolder, stems: list[str], pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Refuse annotated images that cannot teach anything: a mask without one labelled pixel, a constant image."""
+    for stem, (image, mask) in zip(stems, pairs):
+        if not (mask != IGNORE_INDEX).any():
+            raise DataError(f"{ds.mask_path(stem)}: no pixel is labelled (every pixel is 255, 'not labelled'); "
+                            "label at least a few pixels of each class")
+        if float(image.max()) - float(image.min()) < 1e-6:
+            raise DataError(f"{ds.image_path(stem)}: the image is constant (every pixel has one value): "
+                            "there is nothing to learn from it")
+
+
+def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: list[str], pairs: list,
+           val_images, resume: bool, overwrite: bool) -> dict:
+    """The run itself, holding the folder's lock (:func:`finetune` checked every input)."""
+    out, classes, use_val = folder.path, ds.classes, val_images is not None
     resuming = folder.prepare(config, resume=resume, overwrite=overwrite)
     if resume and folder.finished_with(config.steps):  # same settings (prepare checked): nothing to do
         return _summary(folder, stems)
@@ -240,7 +266,7 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     if config.init:
         load_backbone(model, config.init)
     cfg = asdict(config)
-    images, masks = map(list, zip(*(ds.load_pair(s) for s in stems)))
+    images, masks = map(list, zip(*pairs))
     train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
                               seed=config.seed, jitter_strength=config.jitter, rare_share=config.rare_crops,
                               rare_classes=rarest_classes(masks, len(classes), config.rare_classes),
@@ -253,21 +279,24 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
                                         prior=torch.tensor(class_counts(masks, len(classes))))
         extra = unlabelled_crops(ds, config)
         train_loader = {"labelled": train_loader, "unlabelled": DataLoader(
-            extra, batch_size=config.semi_batch or config.batch_size, sampler=StreamSampler(config.semi_batch or config.batch_size))}
+            extra, batch_size=config.semi_batch or config.batch_size,
+            sampler=StreamSampler(config.semi_batch or config.batch_size))}
     else:
         module = SegmentationModule(model, cfg, weights, classes)
     folder.write_config(cfg)
     val_loader = DataLoader(val_images, batch_size=1) if use_val else None
     trainer = fit(module, out, train_loader, config.steps, config.val_every, accelerator=config.accelerator, devices=config.devices,
                   precision=config.precision, progress=config.progress, val=val_loader,
-                  monitor="val_dice_fg" if use_val else None, resume=resuming, callbacks=_averaging(config))
+                  monitor="val_dice_fg" if use_val else None, resume=resuming, callbacks=_averaging(config),
+                  processes=trainer_devices(config.devices))
     chosen, best_val = "last", None
-    best = best_checkpoint(trainer)
-    if best is not None and Path(best.best_model_path).is_file():
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+    best = selected_checkpoint(folder, "val_dice_fg") if use_val else None
+    if best is not None:
+        state, best_val = best
         model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
-        chosen, best_val = Path(best.best_model_path).name, float(best.best_model_score)
-    save_model(out, model.cpu(), cfg, classes, selected=chosen, val_dice_fg=best_val, steps=int(trainer.global_step))
+        chosen = "best.ckpt"
+    save_model(out, model.cpu(), cfg, classes, selected=chosen, val_dice_fg=best_val,
+               steps=config.steps if trainer.global_step == 0 else int(trainer.global_step))
     return _summary(folder, stems)
 
 

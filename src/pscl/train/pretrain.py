@@ -54,19 +54,19 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
                                   seed=config.seed, augment=False)
         loader = DataLoader(crops, batch_size=config.batch_size, sampler=StreamSampler(config.batch_size), drop_last=True)
     folder = RunFolder(out)
-    resuming = folder.prepare(config, resume=resume, overwrite=overwrite)
-    if resume and folder.finished_with(config.steps):
-        return {"run": str(out), "method": config.method, "steps": config.steps, "images": len(paths)}
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    method = build_method(config)
-    cfg = {**asdict(config), "method_options": asdict(method.hp), "images": len(paths)}
-    folder.write_config(cfg)
-    trainer = fit(method, folder.path, loader, config.steps, config.checkpoint_every, accelerator=config.accelerator,
-                  devices=config.devices,
-                  precision=config.precision, progress=config.progress, resume=resuming,
-                  # SyncBatchNorm exists for GPUs only; on CPU processes BatchNorm stays per process
-                  sync_batchnorm=trainer_devices(config.devices) > 1 and on_gpu(config.accelerator),
-                  processes=trainer_devices(config.devices))
-    if trainer.global_rank == 0:
+    with folder.lock():
+        resuming = folder.prepare(config, resume=resume, overwrite=overwrite)
+        if resume and folder.finished_with(config.steps):
+            return {"run": str(out), "method": config.method, "steps": config.steps, "images": len(paths)}
+        L.seed_everything(config.seed, workers=True, verbose=False)
+        method = build_method(config)
+        cfg = {**asdict(config), "method_options": asdict(method.hp), "images": len(paths)}
+        folder.write_config(cfg)
+        processes = trainer_devices(config.devices)
+        trainer = fit(method, folder.path, loader, config.steps, config.checkpoint_every, accelerator=config.accelerator,
+                      devices=config.devices, precision=config.precision, progress=config.progress, resume=resuming,
+                      # SyncBatchNorm exists for GPUs only; on CPU processes BatchNorm stays per process
+                      sync_batchnorm=processes > 1 and on_gpu(config.accelerator), processes=processes)
         save_model(out, method.backbone.cpu(), cfg, None, pretrained_with=config.method)
-    return {"run": str(out), "method": config.method, "steps": int(trainer.global_step), "images": len(paths)}
+    return {"run": str(out), "method": config.method, "steps": config.steps if trainer.global_step == 0
+            else int(trainer.global_step), "images": len(paths)}

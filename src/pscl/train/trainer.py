@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,9 +91,10 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     # with validation, `last` is saved when each validation ends; without, every `every` steps
     cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False,
                                every_n_train_steps=None if val is not None else every))
-    # pretraining leaves parts unused (the classifier; the decoder in global-only methods; the
-    # dense heads of ablated scales): DDP must be told
-    strategy = "ddp_find_unused_parameters_true" if processes > 1 else "auto"
+    # several processes are spawned from this one (not re-run from the command line, which would meet
+    # the run folder this process holds); pretraining leaves parts unused (the classifier; the decoder
+    # in global-only methods; the dense heads of ablated scales): DDP must be told
+    strategy = "ddp_spawn_find_unused_parameters_true" if processes > 1 else "auto"
     trainer = L.Trainer(accelerator=accelerator, devices=devices, precision=precision, strategy=strategy,
                         max_steps=steps, max_epochs=-1, val_check_interval=every if val is not None else None,
                         check_val_every_n_epoch=None, logger=CSVLogger(out, name="", version=log_version),
@@ -106,16 +108,32 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
         warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
-        trainer.fit(module, train, val, ckpt_path=str(last) if resuming else None)
+        handler = signal.getsignal(signal.SIGINT)
+        try:
+            trainer.fit(module, train, val, ckpt_path=str(last) if resuming else None)
+        except SystemExit:
+            # Lightning turns Ctrl-C into exit status 1 after its teardown; it is an interrupt
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            signal.signal(signal.SIGINT, handler)  # (Lightning ignores further Ctrl-C after the first)
     return trainer
 
 
-def best_checkpoint(trainer: L.Trainer) -> ModelCheckpoint | None:
-    """The ``best`` checkpoint callback of a trainer built by :func:`fit`, if any."""
-    for cb in trainer.checkpoint_callbacks:
-        if cb.monitor and cb.best_model_path:
-            return cb
-    return None
+def selected_checkpoint(folder, monitor: str) -> tuple[dict, float] | None:
+    """(state dict, score) of the run's ``best.ckpt`` (the best ``monitor`` so far, as :func:`fit` saves
+    it), or None where no validation has run. Read from the file, so it holds whatever ran the
+    training (one process, or DDP processes that ended)."""
+    import torch
+    path = Path(folder) / "checkpoints" / "best.ckpt"
+    if not path.is_file():
+        return None
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    scores = [state.get("best_model_score") for key, state in checkpoint.get("callbacks", {}).items()
+              if key.startswith("ModelCheckpoint") and state.get("monitor") == monitor]
+    score = next((float(s) for s in scores if s is not None), None)
+    return checkpoint["state_dict"], score
 
 
 def trainer_devices(devices: int | str) -> int:
