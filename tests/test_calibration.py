@@ -27,7 +27,7 @@ def test_fei_zeiss_imagej_and_cm_calibrations(tmp_path):
     assert read_calibration(tmp_path / "plain.png") == Calibration(None, "none")
     # the user's value wins over the file's
     assert read_calibration(tmp_path / "fei.tif", um_per_px=0.5) == Calibration(0.5, "user")
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="between 1e-06 and 10000"):
         read_calibration(tmp_path / "fei.tif", um_per_px=-1)
 
 

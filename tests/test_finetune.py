@@ -84,7 +84,21 @@ def test_head_warmup_trains_only_the_classifier_first(tiny_run, synth_data, tmp_
 
 def test_nan_loss_raises_clear_error(synth_data, tmp_path):
     with pytest.raises(FloatingPointError, match="non-finite fine-tuning loss"):
-        finetune(synth_data, tmp_path / "nan", FinetuneConfig(steps=5, val_every=5, lr=float("nan"), **TINY))
+        finetune(synth_data, tmp_path / "nan", FinetuneConfig(steps=20, val_every=20, lr=1e30, **TINY))
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("lr", float("nan"), "--lr must be a positive number"), ("lr", 0.0, "--lr must be a positive number"),
+    ("lr", -1.0, "--lr must be a positive number"), ("accelerator", "mps", "--accelerator must be one of"),
+    ("accelerator", "foo", "--accelerator must be one of"), ("accelerator", "tpu", "--accelerator must be one of"),
+    ("devices", 0, "--devices must be"), ("devices", "two", "--devices must be")])
+def test_bad_runtime_options_are_refused_before_anything_is_written(synth_data, tmp_path, option, value, message):
+    from pscl.methods import PretrainConfig
+    with pytest.raises(ValueError, match=message):
+        finetune(synth_data, tmp_path / "run", FinetuneConfig(steps=5, val_every=5, **{**TINY, option: value}))
+    with pytest.raises(ValueError, match=message):
+        PretrainConfig(**{option: value})
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("frozen", [0, 6])

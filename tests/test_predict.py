@@ -74,9 +74,9 @@ def test_predict_reads_16bit_tiff_and_rgb_png(tiny_run, tmp_path):
     assert np.array(Image.open(tmp_path / "out" / "rgb_overlay.png")).shape == (90, 120, 3)
 
 
-@pytest.mark.parametrize("um_per_px", [-1.0, 0.0, float("nan"), float("inf")])
+@pytest.mark.parametrize("um_per_px", [-1.0, 0.0, float("nan"), float("inf"), 1e300, 1e-300])
 def test_a_bad_pixel_size_is_refused_before_any_output(tiny_run, synth_data, tmp_path, um_per_px):
-    with pytest.raises(ValueError, match="--um-per-px must be a positive number"):
+    with pytest.raises(ValueError, match="--um-per-px must be a pixel size in micrometres between"):
         predict(tiny_run, synth_data / "images", tmp_path / "out", um_per_px=um_per_px)
     assert not (tmp_path / "out").exists()
 

@@ -30,9 +30,13 @@ def read_model_file(run: str | Path) -> dict:
     if not path.exists():
         raise DataError(f"{path}: no model file (train with `pscl finetune` or `pscl pretrain` first)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise DataError(f"{path}: unreadable model file ({exc})") from exc
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch's messages run to many lines: the first one says what happened
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"{path}: unreadable model file, truncated or not a pscl model ({first})") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload or "widths" not in payload:
+        raise DataError(f"{path}: not a pscl model file (no U-Net weights in it)")
+    return payload
 
 
 def load_model(run: str | Path) -> tuple[UNet, dict]:

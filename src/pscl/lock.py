@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pscl.errors import DataError
+from pscl.files import ensure_folder
 
 try:
     import fcntl
@@ -32,23 +33,6 @@ def _holder(path: Path) -> str:
         return f"process {info['pid']} ({info['command']}, since {info['since']})"
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
-
-
-def ensure_folder(folder: Path, option: str = "--out") -> bool:
-    """Create ``folder`` (and its parents); True where it was created. Refuses, naming the path,
-    a folder that is a file, lies under a file, loops through symlinks or cannot be written."""
-    folder = Path(folder)
-    existed = folder.is_dir()
-    if folder.exists() and not existed:
-        raise DataError(f"{folder}: {option} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".pscl-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise DataError(f"{folder}: {option} cannot be written ({exc.strerror or exc})") from None
-    return not existed
 
 
 @contextmanager

@@ -28,7 +28,8 @@ def evaluate(run: Path, data: Path, split: str = "test",
 @errors_exit
 def predict(run: Path = typer.Argument(..., help="run folder (with --onnx: the images)"),
             source: Optional[Path] = typer.Argument(None, help="image or folder of images"),
-            out: Path = typer.Option(..., "--out"),
+            out: Path = typer.Option(..., "--out", help="folder for the masks, overlays, phase_fractions.csv and "
+                                                      "predictions.json"),
             onnx: Optional[Path] = typer.Option(None, help="exported model: ONNX Runtime, no torch"),
             um_per_px: Optional[float] = typer.Option(None, help="pixel size (overrides the file's metadata)"),
             crop_bottom: str = typer.Option("auto", help="SEM data bar: auto, none, or a number of rows"),
@@ -87,4 +88,9 @@ def report(pred_dir: Path, out: Optional[Path] = typer.Option(None, help="defaul
         table.add_row(name, *(f"{100 * fr['mean'][c]:.2f}" + (f" ± {100 * fr['ci95'][c]:.2f}" if fr["ci95"][c] is not None else "")
                               for c in result["classes"]))
     console.print(table)
+    for name, s in result["samples"].items():
+        if s.get("dice_fg_vs_truth") is not None:
+            per_class = "  ".join(f"{c} {d:.3f}" for c, d in s["dice_vs_truth"].items())
+            console.print(f"{name}: Dice (fg) against --truth {s['dice_fg_vs_truth']:.4f} on {s['truth_images']} "
+                          f"image(s); per class: {per_class}")
     console.print(f"written: {Path(result['out']) / 'report.html'}")

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 import pscl
-from pscl.errors import DataError
+from pscl.errors import DataError, DataWarning
 from pscl.profiles import PROFILES
 
 
@@ -33,11 +33,32 @@ def errors_exit(fn):
         except (DataError, ValueError, FloatingPointError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1)
+        except OSError as exc:  # a disk that is full or refuses writes, mid-way: one line naming the path
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False)
+            raise typer.Exit(1)
         except KeyboardInterrupt:
             err.print("interrupted; nothing half-written is left. A training run continues with the same "
                       "command and --resume.", highlight=False)
             raise typer.Exit(130)
     return wrapper
+
+
+def show_notes() -> None:
+    """Inside ``warnings.catch_warnings()``: a :class:`DataWarning` (something skipped in the input) prints as
+    one ``note:`` line; the warnings of the libraries training runs on (Lightning, torch) are not shown."""
+    import warnings
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            err.print(f"[yellow]note:[/] {message}", highlight=False)
+        else:
+            default(message, category, filename, lineno, file, line)
+    warnings.showwarning = show
+    warnings.simplefilter("always", DataWarning)
+    for module in ("lightning", "pytorch_lightning", "torch", "lightning_fabric"):
+        warnings.filterwarnings("ignore", module=module + r"(\..*)?")
 
 
 def ints(text: str, option: str = "--widths") -> tuple[int, ...]:
@@ -68,11 +89,21 @@ PROFILE = typer.Option("quick", help="budget preset (" + ", ".join(PROFILES) + "
                                          "a GPU; options below override it")
 
 
-def profile_option(what: str):
-    """An option whose default comes from --profile (so the help says so)."""
-    return typer.Option(None, help=f"{what} (default: from --profile)", show_default=False)
+def profile_option(what: str, key: str, stage: str = "finetune"):
+    """An option whose default may come from --profile; the help lists each profile's value."""
+    from pscl.profiles import profile_settings
+
+    def shown(value) -> str:
+        return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else f"{value:g}" if isinstance(value, float) else str(value)
+    values = [f"{name} {shown(profile_settings(name, stage)[key])}" for name in PROFILES
+              if key in profile_settings(name, stage)]
+    return typer.Option(None, help=f"{what} (from --profile: {', '.join(values)})", show_default=False)
 
 
+SEED = typer.Option(0, help="random seed (initialisation, crops, augmentation): a run is reproduced by its seed")
+ACCELERATOR = typer.Option("auto", help="auto (a CUDA GPU if there is one, else the CPU), cpu, gpu or cuda")
+DEVICES = typer.Option("1", help="how many devices (GPUs, or CPU processes) train together, each on its own crops "
+                                 "(DDP); auto: every GPU")
 RESUME = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint (same settings)")
 OVERWRITE = typer.Option(False, "--overwrite", help="replace the run already in --out")
 TILE = typer.Option(512, help="tile side in px (memory grows with it)")

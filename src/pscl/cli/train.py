@@ -7,25 +7,26 @@ from typing import Optional
 
 import typer
 
-from pscl.cli.common import (OVERWRITE, PRECISION, PROFILE, RESUME, api, app, console, errors_exit, ints,
-                             print_scores, profile_option)
+from pscl.cli.common import (ACCELERATOR, DEVICES, OVERWRITE, PRECISION, PROFILE, RESUME, SEED, api, app, console,
+                             errors_exit, ints, print_scores, profile_option)
 
 NORM_HELP = "U-Net norm: batch (default), instance, group; +ln adds the paper's per-pixel LayerNorm to each decoder block (batch+ln)"
 
 
 @app.command()
 @errors_exit
-def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder"),
-             shots: int = 1, round: int = typer.Option(0, "--round", help="which annotated image(s)"),
+def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json, images/, masks/)"),
+             out: Path = typer.Option(..., "--out", help="run folder"),
+             shots: int = typer.Option(1, help="how many annotated train images to train on (chosen by --round)"), round: int = typer.Option(0, "--round", help="which annotated image(s)"),
              all_train: bool = typer.Option(False, help="train on the whole train split"),
              init: Optional[Path] = typer.Option(None, help="pretrained run to start from"),
              profile: str = PROFILE,
-             steps: Optional[int] = profile_option("optimiser steps"), batch_size: Optional[int] = profile_option("crops per step"),
-             crop: Optional[int] = profile_option("crop side in px"), lr: Optional[float] = profile_option("learning rate (Adam)"),
-             widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256"),
+             steps: Optional[int] = profile_option("optimiser steps", "steps"), batch_size: Optional[int] = profile_option("crops per step", "batch_size"),
+             crop: Optional[int] = profile_option("crop side in px", "crop"), lr: Optional[float] = typer.Option(None, help="learning rate (Adam; default 0.001)"),
+             widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256", "widths"),
              norm: Optional[str] = typer.Option(None, help=NORM_HELP + " (with --init: the pretrained U-Net's)"),
-             val_every: Optional[int] = profile_option("steps between validations and checkpoints"),
-             select: str = typer.Option("val", help="val: the best val Dice (fg); last: the last step"), seed: int = 0,
+             val_every: Optional[int] = profile_option("steps between validations and checkpoints", "val_every"),
+             select: str = typer.Option("val", help="val: the best val Dice (fg); last: the last step"), seed: int = SEED,
              lr_contracting_init: Optional[float] = typer.Option(
                  None, help="with --init: lr of the contracting path (default: --lr; the paper: 1e-4)"),
              lr_schedule: Optional[str] = typer.Option(None, help="constant (default) or poly: lr x (1 - step/steps)^0.9"),
@@ -62,7 +63,7 @@ def finetune(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              semi_align_mix: Optional[float] = typer.Option(
                  None, help="--semi-align: share of the target taken from the warmed-up teacher's own class shares on "
                             "the unlabelled images instead of the annotated image's (default 0)"),
-             accelerator: str = "auto", devices: str = "1", precision: str = PRECISION,
+             accelerator: str = ACCELERATOR, devices: str = DEVICES, precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
     if init is not None and (norm is not None or widths is not None):  # the pretrained U-Net decides both
@@ -107,13 +108,13 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              sampling: Optional[str] = typer.Option(None, help="PSCL: similarity or random"),
              annotated_in_batch: bool = typer.Option(True, help="PSCL: keep the annotated image in every batch"),
              profile: str = PROFILE,
-             steps: Optional[int] = profile_option("optimiser steps"), batch_size: Optional[int] = profile_option("crops per step"),
-             crop: Optional[int] = profile_option("crop side in px"), lr: Optional[float] = profile_option("learning rate"),
-             widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256"),
+             steps: Optional[int] = profile_option("optimiser steps", "steps", "pretrain"), batch_size: Optional[int] = profile_option("crops per step", "batch_size", "pretrain"),
+             crop: Optional[int] = profile_option("crop side in px", "crop", "pretrain"), lr: Optional[float] = typer.Option(None, help="learning rate (default 0.001)"),
+             widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256", "widths", "pretrain"),
              norm: Optional[str] = typer.Option(None, help=NORM_HELP),
              temperature: Optional[float] = None, momentum: Optional[float] = None,
-             queue_size: Optional[int] = None, seed: int = 0,
-             accelerator: str = "auto", devices: str = "1", precision: str = PRECISION,
+             queue_size: Optional[int] = None, seed: int = SEED,
+             accelerator: str = ACCELERATOR, devices: str = DEVICES, precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Pretrain the U-Net without labels (unlabeled/ + train images, or a plain image folder)."""
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, norm=norm,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pscl.data.io import IGNORE_INDEX
 from pscl.data.photometric import StrongPhotometric
@@ -122,6 +122,12 @@ class StreamSampler(Sampler[int]):
         while True:
             yield index
             index += size
+
+
+def stream_loader(dataset: Dataset, batch_size: int | None) -> DataLoader:
+    """The training loader of an index-seeded dataset: ``batch_size`` items a step (None: each item is a
+    batch), from a :class:`StreamSampler`."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=StreamSampler(batch_size or 1))
 
 
 def pure_cells(mask: np.ndarray, num_classes: int, stride: int, purity: float) -> np.ndarray:

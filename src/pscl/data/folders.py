@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 from pscl.metallography.databar import rows_to_cut
 from pscl.data.io import (IGNORE_INDEX, is_image_file, load_micrograph, normalize_intensity, read_image, read_mask,
                           require_segmentable)
-from pscl.errors import DataError
+from pscl.errors import DataError, DataWarning
 
 SPLITS = ("train", "val", "test")
 
@@ -34,12 +35,32 @@ def _find_by_stem(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """All image files directly inside ``folder``, sorted by name."""
+def list_images(folder: str | Path, unique_stems: bool = False) -> list[Path]:
+    """All image files directly inside ``folder``, sorted by name. What is skipped besides other
+    files is named in a :class:`DataWarning` (subfolders, symlinks that lead nowhere or loop);
+    ``unique_stems``: two images with one stem (``a.png``, ``a.tif``), whose outputs would collide,
+    are refused, naming both."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a directory")
-    return sorted(p for p in folder.iterdir() if is_image_file(p))
+    paths, skipped = [], []
+    for path in sorted(folder.iterdir()):
+        if is_image_file(path):
+            paths.append(path)
+        elif path.is_symlink() and not path.exists():
+            skipped.append(f"{path.name} (a symlink that loops or leads nowhere)")
+        elif path.is_dir():
+            skipped.append(f"{path.name}/ (a subfolder: only images directly in the folder are read)")
+    if skipped:
+        warnings.warn(DataWarning(f"{folder}: skipped " + ", ".join(skipped)), stacklevel=2)
+    if unique_stems:
+        first: dict[str, Path] = {}
+        for path in paths:
+            if path.stem in first:
+                raise DataError(f"{first[path.stem]} and {path}: two images share the stem {path.stem!r}, and outputs "
+                                "are named by stem; rename or move one of them")
+            first[path.stem] = path
+    return paths
 
 
 @dataclass
@@ -108,6 +129,18 @@ class DatasetFolder:
             raise DataError(f"{mask_path}: class index {int(mask[bad].max())} out of range "
                             f"0..{self.num_classes - 1} (255 = ignore)")
         return normalize_intensity(image), mask
+
+    def pair_problems(self, stem: str, image: np.ndarray, mask: np.ndarray) -> list[str]:
+        """What makes a loaded pair useless to train or score on: a mask without one labelled pixel,
+        a constant image."""
+        problems = []
+        if not (mask != IGNORE_INDEX).any():
+            problems.append(f"{self.mask_path(stem)}: no pixel is labelled (every pixel is 255, 'not labelled'); "
+                            "label at least a few pixels of each class")
+        if float(image.max()) - float(image.min()) < 1e-6:
+            problems.append(f"{self.image_path(stem)}: the image is constant (every pixel has one value): "
+                            "there is nothing to learn from it")
+        return problems
 
     def unlabeled_paths(self) -> list[Path]:
         folder = self.root / "unlabeled"
@@ -186,7 +219,7 @@ def load_dataset(path: str | Path) -> DatasetFolder:
         raise DataError(f"{root}: not a directory")
     meta_path = root / "dataset.json"
     if not meta_path.exists():
-        stems = [p.stem for p in list_images(root)]
+        stems = [p.stem for p in list_images(root, unique_stems=True)]
         if not stems:
             raise DataError(f"{root}: no dataset.json and no images")
         return DatasetFolder(root, root.name, None, {"all": stems})
@@ -199,20 +232,31 @@ def load_dataset(path: str | Path) -> DatasetFolder:
         classes = [classes[k] for k in sorted(classes, key=int)]
     if not isinstance(classes, list) or len(classes) < 2:
         raise DataError(f"{meta_path}: 'classes' must list at least two class names")
+    if not all(isinstance(c, str) and c.strip() for c in classes):
+        raise DataError(f"{meta_path}: every class name must be a non-empty string, got {classes}")
+    repeated = sorted({c for c in classes if classes.count(c) > 1})
+    if repeated:
+        raise DataError(f"{meta_path}: class names must differ; listed more than once: {', '.join(repeated)}")
     splits = meta.get("splits")
-    if not isinstance(splits, dict):
+    if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
         raise DataError(f"{meta_path}: 'splits' must map split names to lists of stems")
-    return DatasetFolder(root, str(meta.get("name", root.name)), [str(c) for c in classes],
-                         {k: [str(s) for s in v] for k, v in splits.items()}, meta,
+    for split, stems in splits.items():
+        odd = [s for s in stems if not isinstance(s, str) or not s or "/" in s or "\\" in s]
+        if odd:
+            raise DataError(f"{meta_path}: split {split!r} lists {odd[0]!r}: stems are file names without "
+                            "suffix or folder, written as strings")
+    return DatasetFolder(root, str(meta.get("name", root.name)), list(classes),
+                         {k: list(v) for k, v in splits.items()}, meta,
                          crop_bottom=meta.get("crop_bottom", "auto"))
 
 
 def check_dataset(path: str | Path) -> list[str]:
     """Validate a dataset folder; return every problem found (empty list = valid).
 
-    Checks: dataset.json readable; every split present and non-empty; no stem listed twice; each
-    listed stem has a readable image and a mask of the same size with indices < C or 255; images
-    in unlabeled/ readable.
+    Checks: dataset.json readable, class names distinct strings, stems strings; every split present
+    and non-empty; no stem listed twice; each listed stem has a readable image that is not constant
+    and a mask of the same size with indices < C or 255 and at least one labelled pixel; images in
+    unlabeled/ readable.
     """
     try:
         ds = load_dataset(path)
@@ -233,9 +277,11 @@ def check_dataset(path: str | Path) -> list[str]:
     problems += ds.split_problems()
     for stem in dict.fromkeys(s for stems in ds.splits.values() for s in stems):
         try:
-            ds.load_pair(stem)  # reads image and mask, checks size, class range and minimum size
+            image, mask = ds.load_pair(stem)  # reads image and mask, checks size, class range and minimum size
         except DataError as exc:
             problems.append(str(exc))
+            continue
+        problems += ds.pair_problems(stem, image, mask)
     for folder in ("images", "masks"):
         stems_on_disk = [p.stem for p in list_images(ds.root / folder)] if (ds.root / folder).is_dir() else []
         for stem in sorted({s for s in stems_on_disk if stems_on_disk.count(s) > 1}):

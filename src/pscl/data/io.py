@@ -42,7 +42,7 @@ def require_segmentable(image: np.ndarray, path: str | Path) -> np.ndarray:
     return image
 
 
-def _read_array(path: Path) -> np.ndarray:
+def _read_array(path: Path, palette_indices: bool = False) -> np.ndarray:
     if not path.exists():
         raise DataError(f"{path}: file does not exist")
     try:
@@ -54,7 +54,7 @@ def _read_array(path: Path) -> np.ndarray:
         else:
             with Image.open(path) as im:
                 im.load()
-                if im.mode == "P":
+                if im.mode == "P" and not palette_indices:  # (a mask's palette indices are its classes)
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 arr = np.array(im)
     except DataError:
@@ -95,9 +95,10 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def read_mask(path: str | Path) -> np.ndarray:
-    """Read a class-index mask as uint8 (H, W); 255 marks unlabelled pixels."""
+    """Read a class-index mask as uint8 (H, W); 255 marks unlabelled pixels. A palette PNG (what paint
+    programs write) holds the class indices as its palette indices, whatever colours they show."""
     path = Path(path)
-    arr = _read_array(path)
+    arr = _read_array(path, palette_indices=True)
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         rgb = arr[..., :3]
         if not (np.all(rgb[..., 0] == rgb[..., 1]) and np.all(rgb[..., 0] == rgb[..., 2])):

@@ -101,7 +101,7 @@ def synthesize_dataset(out: str | Path, n: int = 12, seed: int = 0, size: int = 
         raise ValueError(f"n must be >= 3 (train, val and test need one image each), got {n}")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise DataError(f"{out}: exists and is not empty (use overwrite)")
+            raise DataError(f"{out}: exists and is not empty (pass --overwrite to replace it, or choose another --out)")
         shutil.rmtree(out)
     n_unlabeled = 2 * n if n_unlabeled is None else n_unlabeled
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from pscl.checkpoints import load_model
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.errors import DataError
-from pscl.files import write_text
+from pscl.files import check_writable, write_text
 from pscl.metrics import score_split
 from pscl.inference.predict import segment, uses_bf16
 from pscl.run_folder import RunFolder, output_file
@@ -26,14 +26,14 @@ def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "te
     bf16 = uses_bf16(precision, device)
     model, payload = load_model(run)
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
+    default = RunFolder(run).eval_file(ds.name, split)
+    out = check_writable(default if out is None else output_file(out, default.name))  # before the work
     ds.require_consistent_splits()  # a test image also in train would be scored as if unseen
     if ds.classes is not None and ds.num_classes != model.num_classes:
         raise DataError(f"{ds.root}: {ds.num_classes} classes, but the model of {run} has {model.num_classes}")
     labels_of = lambda image: segment(model, image, tile, overlap, device=device, bf16=bf16, tta=tta).labels  # noqa: E731
     result = {"run": str(run), **score_split(ds, split, labels_of), "tta": tta,
               "precision": "bf16-mixed" if bf16 else "32-true", "config": payload.get("config")}
-    default = RunFolder(run).eval_file(ds.name, split)
-    out = default if out is None else output_file(out, default.name)
     write_text(out, json.dumps(result, indent=1, default=float))
     result["out"] = str(out)
     return result

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from pscl.checkpoints import load_model
-from pscl.files import atomic_write
+from pscl.files import atomic_write, check_writable
 
 
 class _Logits(torch.nn.Module):
@@ -30,9 +30,7 @@ def export_onnx(run: str | Path, path: str | Path, opset: int = 18) -> Path:
     """Write the U-Net of ``run`` as an ONNX file at ``path`` (atomically); return the path."""
     import onnx
 
-    from pscl.errors import DataError
-    if Path(path).is_dir():
-        raise DataError(f"{path}: --onnx is a folder; give the .onnx file to write")
+    check_writable(path, "--onnx")  # before the export's work
     model, payload = load_model(run)
     example = torch.rand(1, 1, 64, 64)
     batch, height, width = (torch.export.Dim(n, min=1, max=65536) for n in ("batch", "height", "width"))

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pscl.metallography.calibration import read_calibration
+from pscl.metallography.calibration import MAX_UM_PER_PX, MIN_UM_PER_PX, read_calibration
 from pscl.metallography.databar import cut_data_bar
 from pscl.data.folders import list_images
 from pscl.data.io import is_image_file, normalize_intensity, read_image, require_segmentable
 from pscl.errors import DataError
 from pscl.files import write_png, write_text
+from pscl.lock import folder_lock
 from pscl.inference.overlay import overlay
 from pscl.inference.tiling import Segmentation, TileModel, segment_tiled, with_tta
 
@@ -105,9 +106,9 @@ def collect_inputs(source: str | Path) -> list[Path]:
         return [source]
     if not source.is_dir():
         raise DataError(f"{source}: no such file or folder")
-    paths = list_images(source)
+    paths = list_images(source, unique_stems=True)
     if not paths and (source / "images").is_dir():
-        paths = list_images(source / "images")
+        paths = list_images(source / "images", unique_stems=True)
     if not paths:
         raise DataError(f"{source}: no images found")
     return paths
@@ -131,8 +132,9 @@ def check_predict_options(source: str | Path, out: str | Path, um_per_px: float 
     size that is a positive finite number, an ``out`` that is a
     folder and not the input folder (a second run would segment the first one's masks)."""
     import math
-    if um_per_px is not None and not (math.isfinite(um_per_px) and um_per_px > 0):
-        raise ValueError(f"--um-per-px must be a positive number of micrometres per pixel, got {um_per_px}")
+    if um_per_px is not None and not (math.isfinite(um_per_px) and MIN_UM_PER_PX <= um_per_px <= MAX_UM_PER_PX):
+        raise ValueError(f"--um-per-px must be a pixel size in micrometres between {MIN_UM_PER_PX:g} and "
+                         f"{MAX_UM_PER_PX:g}, got {um_per_px}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: --out is a file; give a folder for the masks and overlays")
@@ -175,7 +177,14 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
                       "val_dice_fg": payload.get("val_dice_fg"), "selected": payload.get("selected")}
     if tta:
         tile_model = with_tta(tile_model)
-    out = Path(out)
+    with folder_lock(out):
+        return _segment_all(paths, tile_model, classes, model_info, Path(out), tile, overlap, um_per_px, crop_bottom,
+                            tta, progress)
+
+
+def _segment_all(paths: list[Path], tile_model: TileModel, classes: list[str], model_info: dict, out: Path,
+                 tile: int, overlap: int, um_per_px: float | None, crop_bottom, tta: bool, progress) -> dict:
+    """:func:`predict`'s work once its inputs are checked, holding the ``out`` folder."""
     results: dict[str, np.ndarray] = {}
     images, failures = {}, []
     for done, path in enumerate(paths):

@@ -14,6 +14,8 @@ calibration. Without one, results stay in pixels and say so.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,15 +92,20 @@ def _from_tiff(path: Path) -> Calibration | None:
     return None
 
 
+# pixel sizes a micrograph can have (1 pm .. 1 cm per pixel): beyond them areas overflow or vanish
+MIN_UM_PER_PX, MAX_UM_PER_PX = 1e-6, 1e4
+
+
 def read_calibration(path: str | Path, um_per_px: float | None = None) -> Calibration:
     """The calibration of the micrograph at ``path`` (``um_per_px``, when given, overrides the file)."""
     if um_per_px is not None:
-        if not um_per_px > 0:
-            raise ValueError(f"--um-per-px must be positive, got {um_per_px}")
+        if not (math.isfinite(um_per_px) and MIN_UM_PER_PX <= um_per_px <= MAX_UM_PER_PX):
+            raise ValueError(f"--um-per-px must be a pixel size in micrometres between {MIN_UM_PER_PX:g} and "
+                             f"{MAX_UM_PER_PX:g}, got {um_per_px}")
         return Calibration(float(um_per_px), "user")
     path = Path(path)
     if path.suffix.lower() in (".tif", ".tiff"):
         found = _from_tiff(path)
-        if found is not None:
+        if found is not None and found.um_per_px is not None and MIN_UM_PER_PX <= found.um_per_px <= MAX_UM_PER_PX:
             return found
     return Calibration(None, "none")

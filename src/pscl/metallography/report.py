@@ -24,6 +24,7 @@ from pscl.metallography.calibration import Calibration
 from pscl.data.io import normalize_intensity, read_image, read_mask
 from pscl.errors import DataError
 from pscl.files import write_text
+from pscl.lock import folder_lock
 from pscl.metrics import confusion_matrix, scores
 from pscl.metallography.particles import measure_objects, objects_csv, summarise
 from pscl.metallography.phases import area_fractions, sample_fractions
@@ -93,15 +94,23 @@ def _truth_mask(truth: Path, stem: str) -> Path | None:
 def make_report(pred_dir: str | Path, out: str | Path | None = None, groups: dict[str, str] | None = None,
                 truth: str | Path | None = None, min_area_px: int = 5, continuous: list[str] | None = None) -> dict:
     """Write the report of a prediction folder (see module doc); return its numbers.
-    ``continuous``: phases with no number density (default: those named like "matrix")."""
+    ``continuous``: phases with no number density (default: those named like "matrix"). The ``out``
+    folder is held by this process while the report is made (:func:`pscl.lock.folder_lock`)."""
     pred_dir = Path(pred_dir)
     meta_path = pred_dir / PREDICTIONS_FILE
     if not meta_path.exists():
         raise DataError(f"{pred_dir}: no {PREDICTIONS_FILE} (run `pscl predict ... --out {pred_dir}` first)")
+    out = Path(out) if out else pred_dir / "report"
+    with folder_lock(out):
+        return _report(pred_dir, meta_path, out, groups, truth, min_area_px, continuous)
+
+
+def _report(pred_dir: Path, meta_path: Path, out: Path, groups: dict[str, str] | None, truth, min_area_px: int,
+            continuous: list[str] | None) -> dict:
+    """:func:`make_report`'s work, holding the ``out`` folder."""
     meta = json.loads(meta_path.read_text())
     classes: list[str] = meta["classes"]
     continuous_set = continuous_classes(classes, continuous)
-    out = Path(out) if out else pred_dir / "report"
     truth = Path(truth) if truth else None
     images = meta["images"]
     if not images:
@@ -211,7 +220,11 @@ def read_groups(path: str | Path) -> dict[str, str]:
             raise DataError(f"{path}: line {n} must be 'image,sample', got {row}")
         if n == 1 and [c.strip().lower() for c in row[:2]] == ["image", "sample"]:
             continue
-        groups[Path(row[0].strip()).stem] = row[1].strip()
+        stem = Path(row[0].strip()).stem
+        if stem in groups:
+            raise DataError(f"{path}: line {n} lists image {stem!r} again (first in sample {groups[stem]!r}); "
+                            "each image belongs to one sample")
+        groups[stem] = row[1].strip()
     return groups
 
 

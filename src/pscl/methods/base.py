@@ -56,8 +56,7 @@ class PretrainConfig(RuntimeConfig):
         self.check_positive("steps", "batch_size", "crop", "log_every", "checkpoint_every", "shots")
         if self.crop % 8:
             raise ValueError(f"crop must be a multiple of 8 (three 2x down-samplings), got {self.crop}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        self.check_runtime()
         self.widths = tuple(int(w) for w in self.widths)
         split_norm(self.norm)
 

@@ -1,10 +1,7 @@
-"""Fine-tuning (or supervised training from scratch) on K annotated images, with Lightning.
-
-Protocol (``../shared/docs/pscl-method.md``): random square crops, flips, rot90 and mild jitter;
-loss 0.5 class-weighted CE + 0.5 soft Dice over the foreground classes; Adam, lr 1e-3 on the whole U-Net (from a
-pretraining, ``init``, the paper used 1e-4 on the contracting path: ``lr_contracting_init``, kept by the ``paper``
-profile; at CPU budgets one lr was better on val: ``benchmarks/cpu-photometric-*/lr-rule.md``). The model is
-selected on the val split (best ``dice_fg``) or is the last one, never on test.
+"""Fine-tuning (or supervised training from scratch) on K annotated images, with Lightning: random
+square crops, flips, rot90 and photometric augmentation; loss (1 - d) class-weighted CE + d soft Dice
+over the foreground classes; Adam. The model is selected on the val split (best ``dice_fg``) or is
+the last one, never on test.
 """
 from __future__ import annotations
 
@@ -17,9 +14,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from pscl.checkpoints import load_backbone, read_model_file, save_model
-from pscl.data.crops import RandomCropDataset, StreamSampler
+from pscl.data.crops import RandomCropDataset, stream_loader
 from pscl.data.folders import DatasetFolder, load_dataset
-from pscl.data.io import IGNORE_INDEX
 from pscl.errors import DataError
 from pscl.losses import class_counts, class_weights, segmentation_loss
 from pscl.metrics import confusion_matrix, scores
@@ -49,13 +45,9 @@ class FinetuneConfig(RuntimeConfig):
     # "constant", or "poly": every lr times (1 - step / steps)^0.9 (nnU-Net's schedule), which lets a
     # long run settle instead of ending on a noisy step
     lr_schedule: str = "constant"
-    # LP-FT (Kumar et al., ICLR 2022): the first steps train only the fresh classifier on frozen
-    # features (BatchNorm statistics kept), so that its early random gradients do not distort
-    # pretrained features; then everything trains as usual
+    # LP-FT (Kumar et al., ICLR 2022): the first steps train only the fresh classifier on frozen features
     head_warmup: int = 0
-    # BatchNorm layers stay in eval mode for the first N steps (N >= steps: the whole run): the
-    # running statistics learnt in pretraining from every micrograph are used and kept, instead of
-    # being overwritten within a few dozen steps by crops of the one annotated image
+    # BatchNorm keeps the pretrained running statistics for the first N steps (N >= steps: the whole run)
     bn_frozen_steps: int = 0
     # cross-entropy weight w_c ∝ (pixel share of c)^(-power): 0.5 by default, 0 = unweighted CE
     class_weight_power: float = 0.5
@@ -106,6 +98,7 @@ class FinetuneConfig(RuntimeConfig):
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         self.check_positive("steps", "batch_size", "crop", "val_every", "shots", "seeds")
+        self.check_runtime()
         inf = float("inf")
         for name, low, high, ends in (("dice_weight", 0, 1, "[]"), ("class_weight_power", 0, inf, "[)"),
                                       ("photometric", 0, 1, "[]"), ("rare_crops", 0, 1, "[]"), ("rare_classes", 1, inf, "[)"),
@@ -123,6 +116,8 @@ class FinetuneConfig(RuntimeConfig):
 
 class SegmentationModule(L.LightningModule):
     """Trains a U-Net on crops; validates on whole val images (split-pooled dice_fg)."""
+
+    unused_parameters = False  # (every parameter gets a gradient: plain DDP)
 
     def __init__(self, model: UNet, config: dict, weights: torch.Tensor, classes: list[str]):
         super().__init__()
@@ -160,9 +155,10 @@ class SegmentationModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         s = scores(self._confusion, self.classes)
         self._confusion[:] = 0
-        self.log("val_dice_fg", s["dice_fg"] if np.isfinite(s["dice_fg"]) else 0.0, prog_bar=True)
-        self.log("val_acc", s["acc"])
-        self.log("val_miou", s["miou"] if np.isfinite(s["miou"]) else 0.0)
+        # (every process scores every val image: the same numbers, averaged under DDP)
+        self.log("val_dice_fg", s["dice_fg"] if np.isfinite(s["dice_fg"]) else 0.0, prog_bar=True, sync_dist=True)
+        self.log("val_acc", s["acc"], sync_dist=True)
+        self.log("val_miou", s["miou"] if np.isfinite(s["miou"]) else 0.0, sync_dist=True)
 
     def configure_optimizers(self):
         if self.config.get("init"):
@@ -215,8 +211,7 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     """
     config = config or FinetuneConfig()
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
-    classes = ds.classes
-    if classes is None:
+    if ds.classes is None:
         raise DataError(f"{ds.root}: fine-tuning needs a dataset folder with dataset.json and masks")
     folder = RunFolder(out)
     config.resolve_runtime()
@@ -233,21 +228,12 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
         raise DataError(f"--steps {config.steps} is below --val-every {config.val_every}: no validation would run, "
                         "so no model could be selected on val; lower --val-every, or give --select last")
     pairs = [ds.load_pair(s) for s in stems]
-    check_annotation(ds, stems, pairs)
+    problems = [p for stem, pair in zip(stems, pairs) for p in ds.pair_problems(stem, *pair)]
+    if problems:
+        raise DataError("; ".join(problems))
     val_images = _WholeImages(ds, ds.stems("val")) if use_val else None  # reads and checks every val mask
     with folder.lock():
         return _train(ds, folder, config, stems, pairs, val_images, resume, overwrite)
-
-
-def check_annotation(ds: DatasetFolder, stems: list[str], pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
-    """Refuse annotated images that cannot teach anything: a mask without one labelled pixel, a constant image."""
-    for stem, (image, mask) in zip(stems, pairs):
-        if not (mask != IGNORE_INDEX).any():
-            raise DataError(f"{ds.mask_path(stem)}: no pixel is labelled (every pixel is 255, 'not labelled'); "
-                            "label at least a few pixels of each class")
-        if float(image.max()) - float(image.min()) < 1e-6:
-            raise DataError(f"{ds.image_path(stem)}: the image is constant (every pixel has one value): "
-                            "there is nothing to learn from it")
 
 
 def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: list[str], pairs: list,
@@ -272,15 +258,13 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
                               rare_classes=rarest_classes(masks, len(classes), config.rare_classes),
                               photometric=config.photometric)
     weights = class_weights(masks, len(classes), power=config.class_weight_power)
-    train_loader = DataLoader(train, batch_size=config.batch_size, sampler=StreamSampler(config.batch_size))
+    train_loader = stream_loader(train, config.batch_size)
     if config.semi:
         from pscl.train.semi import SemiSegmentationModule, unlabelled_crops
         module = SemiSegmentationModule(model, cfg, weights, classes,
                                         prior=torch.tensor(class_counts(masks, len(classes))))
         extra = unlabelled_crops(ds, config)
-        train_loader = {"labelled": train_loader, "unlabelled": DataLoader(
-            extra, batch_size=config.semi_batch or config.batch_size,
-            sampler=StreamSampler(config.semi_batch or config.batch_size))}
+        train_loader = {"labelled": train_loader, "unlabelled": stream_loader(extra, config.semi_batch or config.batch_size)}
     else:
         module = SegmentationModule(model, cfg, weights, classes)
     folder.write_config(cfg)

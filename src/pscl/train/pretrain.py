@@ -4,11 +4,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from torch.utils.data import DataLoader
-
 from pscl.checkpoints import save_model
 from pscl.cpu import on_gpu
-from pscl.data.crops import GuidedBatches, RandomCropDataset, StreamSampler
+from pscl.data.crops import GuidedBatches, RandomCropDataset, stream_loader
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import load_micrograph
 from pscl.errors import DataError
@@ -48,11 +46,11 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
         data_stream = GuidedBatches(annotated, masks, images, config.crop,
                                     config.batch_size, config.checkpoint_every, seed=config.seed,
                                     annotated_in_batch=config.annotated_in_batch, cover=cover)
-        loader = DataLoader(data_stream, batch_size=None, sampler=StreamSampler(1))
+        loader = stream_loader(data_stream, None)
     else:
         crops = RandomCropDataset(images, None, config.crop, config.checkpoint_every * config.batch_size,
                                   seed=config.seed, augment=False)
-        loader = DataLoader(crops, batch_size=config.batch_size, sampler=StreamSampler(config.batch_size), drop_last=True)
+        loader = stream_loader(crops, config.batch_size)
     folder = RunFolder(out)
     with folder.lock():
         resuming = folder.prepare(config, resume=resume, overwrite=overwrite)

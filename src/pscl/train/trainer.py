@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import warnings
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
 
+# what Lightning runs pscl on: CPUs and CUDA GPUs (mps, tpu and the rest are not tested, so not offered)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+
+
 @dataclass
 class RuntimeConfig:
     """Where and how a run executes; shared by the fine-tuning and pretraining configs."""
@@ -29,6 +34,18 @@ class RuntimeConfig:
     devices: int | str = 1
     precision: str = "auto"  # pscl.cpu.resolve_precision: bf16-mixed where the hardware has bf16, else fp32
     progress: bool = True
+
+    def check_runtime(self) -> None:
+        """Refuse, naming the option, an accelerator pscl does not run on, a device count that is not
+        a positive number (or auto), a learning rate that is not a positive finite number."""
+        if self.accelerator not in ACCELERATORS:
+            raise ValueError(f"--accelerator must be one of {', '.join(ACCELERATORS)}, got {self.accelerator!r}")
+        devices = self.devices
+        if not (devices == "auto" or (isinstance(devices, int) and devices >= 1)
+                or (isinstance(devices, str) and devices.isdigit() and int(devices) >= 1)):
+            raise ValueError(f"--devices must be a number of devices >= 1 (or auto), got {devices!r}")
+        if hasattr(self, "lr") and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"--lr must be a positive number, got {self.lr!r}")
 
     def resolve_runtime(self) -> None:
         """Replace ``precision='auto'`` by what this machine runs, so the saved config says what was used."""
@@ -53,10 +70,70 @@ class RuntimeConfig:
             raise ValueError(f"{name} must lie in {ends[0]}{low:g}, {high:g}{ends[1]}, got {value!r}")
 
 
+class RandomState(Callback):
+    """Saves the global random streams (torch, CUDA, numpy, Python) in every checkpoint and restores
+    them on resume: augmentations drawn in the modules (views, photometric effects) then continue as
+    in the straight run. They are restored when training starts, after the loaders' iterators are made
+    (each draws a seed), as they were when the checkpoint was saved. (Under DDP the checkpoint holds
+    process 0's streams.)"""
+
+    def __init__(self):
+        self.pending: dict | None = None
+
+    def state_dict(self) -> dict:
+        import random
+
+        import numpy as np
+        import torch
+        name, keys, position, has_gauss, gauss = np.random.get_state()
+        # (tensors and plain values only: Lightning reads checkpoints with torch.load(weights_only=True))
+        state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                 "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(gauss)]}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pending = state
+
+    def on_train_start(self, trainer, module) -> None:
+        if self.pending is not None:
+            self._restore(self.pending)
+            self.pending = None
+
+    @staticmethod
+    def _restore(state: dict) -> None:
+        import random
+
+        import numpy as np
+        import torch
+        torch.set_rng_state(state["torch"])
+        name, keys, position, has_gauss, gauss = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+        random.setstate(state["python"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def quiet_lightning() -> None:
     """Silence Lightning's start-up banners (GPU/TPU availability, tips); warnings still show."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class QuietProcesses(Callback):
+    """Keeps the processes that ``--devices N`` spawns as quiet as this one: when a spawned process
+    unpickles the trainer, this callback silences Lightning's banners and the libraries' warnings
+    there (the parent's settings do not reach a spawned process)."""
+
+    def __init__(self):
+        self.quiet = True  # (an object without state is unpickled without __setstate__)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        quiet_lightning()
+        logging.getLogger("torch.distributed").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore")
 
 
 def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, every: int, *,
@@ -84,7 +161,7 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     resuming = resume and last.exists()
     # a resumed run logs to a new file: Lightning's CSV logger would wipe the earlier one
     log_version = "logs" if not resuming else f"logs-resumed-{len(list(out.glob('logs-resumed-*'))) + 1}"
-    cbs = list(callbacks or [])
+    cbs = [*(callbacks or []), RandomState(), QuietProcesses()]
     if monitor:  # (before `last`: the resume point then records the best score of its own validation)
         cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1,
                                    enable_version_counter=False))
@@ -94,7 +171,10 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     # several processes are spawned from this one (not re-run from the command line, which would meet
     # the run folder this process holds); pretraining leaves parts unused (the classifier; the decoder
     # in global-only methods; the dense heads of ablated scales): DDP must be told
-    strategy = "ddp_spawn_find_unused_parameters_true" if processes > 1 else "auto"
+    strategy = "auto"
+    if processes > 1:
+        strategy = "ddp_spawn_find_unused_parameters_true" if getattr(module, "unused_parameters", True) else "ddp_spawn"
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # (C++ warnings of the spawned processes)
     trainer = L.Trainer(accelerator=accelerator, devices=devices, precision=precision, strategy=strategy,
                         max_steps=steps, max_epochs=-1, val_check_interval=every if val is not None else None,
                         check_val_every_n_epoch=None, logger=CSVLogger(out, name="", version=log_version),
