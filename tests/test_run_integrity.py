@@ -170,3 +170,18 @@ def test_ctrl_c_during_training_says_how_to_continue_and_exits_130(synth_data, t
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
     assert not (out / LOCK_FILE).exists() and (out / "checkpoints" / "last.ckpt").exists()
     assert not (out / "model.pt").exists()
+
+
+def test_two_bench_processes_with_disjoint_rounds_share_one_folder_and_its_pretraining(synth_data, tmp_path):
+    """`--only-rounds 0` and `--only-rounds 1` started together: both finish, the label-free pretraining
+    both need is made once (one waits for the other), and the report holds both rounds."""
+    out = tmp_path / "bench"
+    procs = [subprocess.Popen([*PSCL, "bench", "run", str(synth_data), "--out", str(out), "--methods", "simclr",
+                               "--rounds", "2", "--profile", "smoke", "--only-rounds", str(r)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    results = [(p.wait(600), p.stderr.read()) for p in procs]
+    assert [code for code, _ in results] == [0, 0], results
+    assert sorted(p.name for p in (out / "results").rglob("round*.json")) == ["round0.json", "round1.json"]
+    pretrainings = [p for p in (out / "pretrain").rglob("model.pt")]
+    assert len(pretrainings) == 1 and not list((out / "pretrain").rglob("logs-resumed-*"))
+    assert not list(out.rglob(LOCK_FILE))

@@ -26,6 +26,10 @@ except ImportError:  # not POSIX: no locking (the folder's reuse rules still app
 LOCK_FILE = ".pscl.lock"
 
 
+class FolderInUse(DataError):
+    """The folder is held by another process (the message names it)."""
+
+
 def _holder(path: Path) -> str:
     """Who holds the lock at ``path``, as the holder wrote it."""
     try:
@@ -68,12 +72,27 @@ def _acquire(fd: int, path: Path, folder: Path, option: str) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DataError(f"{folder}: in use by {_holder(path)}; wait for it to end, "
+            raise FolderInUse(f"{folder}: in use by {_holder(path)}; wait for it to end, "
                             f"or choose another {option}") from None
         # the holder before us may have removed the file between our open and our lock
         if not path.exists() or os.stat(path).st_ino != os.fstat(fd).st_ino:
-            raise DataError(f"{folder}: another process took it just now; try again, or choose another {option}")
+            raise FolderInUse(f"{folder}: another process took it just now; try again, or choose another {option}")
     info = {"pid": os.getpid(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
             "since": time.strftime("%Y-%m-%d %H:%M:%S")}
     os.ftruncate(fd, 0)
     os.write(fd, json.dumps(info).encode())
+
+
+def wait_until_free(folder: str | Path) -> None:
+    """Block until no process holds ``folder`` (at once where none does); takes nothing."""
+    path = Path(folder) / LOCK_FILE
+    if fcntl is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # (granted once the holder's exclusive lock is gone)
+    finally:
+        os.close(fd)

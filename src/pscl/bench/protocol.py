@@ -31,6 +31,7 @@ from pscl.bench.spec import (METHODS, evaluation_options, folder_name, is_full, 
 from pscl.data.folders import load_dataset
 from pscl.errors import DataError
 from pscl.files import write_text
+from pscl.lock import FolderInUse, wait_until_free
 from pscl.methods import GUIDED, METHODS as PRETRAIN_METHODS, PretrainConfig
 from pscl.profiles import method_options, profile_settings
 from pscl.provenance import provenance
@@ -54,14 +55,16 @@ def _pretrained(data: Path, spec: str, profile: str, out: Path, seed: int, progr
     # a label-free pretraining serves every round and shot count
     folder.check_settings(config, () if config.method in GUIDED else ("shots", "round", "annotated_in_batch"))
     _check_method_options(folder, config)
-    if folder.model_file.exists():
-        return run, folder.wall_seconds()
     from pscl.train.pretrain import pretrain
-    t0 = time.time()
-    pretrain(data, run, config, resume=True)
-    wall = time.time() - t0
-    folder.write_wall(wall)
-    return run, wall
+    while not folder.model_file.exists():
+        t0 = time.time()
+        try:  # a label-free pretraining is shared: another bench process may be making it
+            pretrain(data, run, config, resume=True)
+        except FolderInUse:
+            wait_until_free(run)
+            continue
+        folder.write_wall(time.time() - t0)
+    return run, folder.wall_seconds()
 
 
 def pretraining_config(spec: str, profile: str, seed: int, shots: int = 1, round_index: int = 0,
@@ -162,7 +165,7 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
 
     ``only_rounds`` runs just these of the ``rounds`` (and not the suggested pick): two processes
     given disjoint sets fill one bench folder side by side, one core each. Label-free pretrainings are
-    shared by every round, so let one process make them first (the other would start the same run).
+    shared by every round: one process makes each, another that needs it waits for it.
 
     ``pick="suggest"`` also fine-tunes every method on the image(s) `pscl suggest` picks
     (``results/<method>/suggest.json``), reported beside the random rounds.

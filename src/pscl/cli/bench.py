@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from pscl.cli.common import HELP, app, console, errors_exit, ints
+from pscl.cli.common import HELP, PlainHelp, app, console, errors_exit, ints
 
-bench_app = typer.Typer(no_args_is_help=True, context_settings=HELP,
+bench_app = typer.Typer(cls=PlainHelp, no_args_is_help=True, context_settings=HELP,
                         help="Benchmarks: the paper's protocol over methods and rounds; step speed.")
 app.add_typer(bench_app, name="bench")
 

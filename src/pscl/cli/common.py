@@ -1,9 +1,12 @@
 """What every command of the CLI shares: the app, the consoles, the error rule, the lazy API, options."""
 from __future__ import annotations
 
+import types
+import warnings
 from functools import wraps
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.table import Table
 
@@ -17,7 +20,46 @@ from pscl.profiles import PROFILES
 api = pscl
 
 HELP = {"help_option_names": ["-h", "--help"]}
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP,
+
+
+class PlainHelp(TyperGroup):
+    """A command group whose help reads plainly: arguments shown as DATA, RUN, ... and bare in the usage
+    line when required (``[SOURCE]`` when optional); flags without a ``<bool>`` type."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for cmd in self.commands.values():
+            if isinstance(cmd, TyperGroup):
+                continue  # (a sub-group of this class does its own)
+            for param in cmd.params:
+                if param.param_type_name == "argument" and param.metavar is None:
+                    param.metavar = param.name.upper()
+                elif getattr(param, "is_flag", False) and param.metavar is None:
+                    param.metavar = ""
+            cmd.collect_usage_pieces = types.MethodType(_usage_pieces, cmd)
+            cmd.get_help_option = types.MethodType(_help_option, cmd)
+        for param in self.params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        self.get_help_option = types.MethodType(_help_option, self)
+
+
+def _usage_pieces(cmd, ctx) -> list[str]:
+    pieces = [cmd.options_metavar] if cmd.options_metavar else []
+    for param in cmd.get_params(ctx):
+        if param.param_type_name == "argument":
+            pieces.append(param.metavar if param.required else f"[{param.metavar}]")
+    return pieces
+
+
+def _help_option(cmd, ctx):
+    option = type(cmd).get_help_option(cmd, ctx)
+    if option is not None:
+        option.metavar = ""
+    return option
+
+
+app = typer.Typer(cls=PlainHelp, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP,
                   help="Segment metal microstructures from one annotated micrograph (PSCL).")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages carry paths: never break them
@@ -29,7 +71,9 @@ def errors_exit(fn):
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                show_notes()
+                return fn(*args, **kwargs)
         except (DataError, ValueError, FloatingPointError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1)
@@ -47,7 +91,6 @@ def errors_exit(fn):
 def show_notes() -> None:
     """Inside ``warnings.catch_warnings()``: a :class:`DataWarning` (something skipped in the input) prints as
     one ``note:`` line; the warnings of the libraries training runs on (Lightning, torch) are not shown."""
-    import warnings
     default = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):

@@ -6,9 +6,9 @@ from typing import Optional
 
 import typer
 
-from pscl.cli.common import HELP, api, app, console, err, errors_exit
+from pscl.cli.common import HELP, PlainHelp, api, app, console, err, errors_exit
 
-data_app = typer.Typer(no_args_is_help=True, context_settings=HELP, help="Dataset folders: check, synthesise.")
+data_app = typer.Typer(cls=PlainHelp, no_args_is_help=True, context_settings=HELP, help="Dataset folders: check, synthesise.")
 app.add_typer(data_app, name="data")
 
 @data_app.command("check")

@@ -23,7 +23,7 @@ from pscl.metallography.databar import cut_data_bar
 from pscl.data.folders import list_images
 from pscl.data.io import is_image_file, normalize_intensity, read_image, require_segmentable
 from pscl.errors import DataError
-from pscl.files import write_png, write_text
+from pscl.files import check_writable, write_png, write_text
 from pscl.lock import folder_lock
 from pscl.inference.overlay import overlay
 from pscl.inference.tiling import Segmentation, TileModel, segment_tiled, with_tta
@@ -138,6 +138,7 @@ def check_predict_options(source: str | Path, out: str | Path, um_per_px: float 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: --out is a file; give a folder for the masks and overlays")
+    check_writable(out / PREDICTIONS_FILE)
     paths = collect_inputs(source)
     if any(out.resolve() == p.parent.resolve() for p in paths):
         raise DataError(f"{out}: --out is the folder of the input images; a later run would segment these "
