@@ -63,6 +63,9 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_work(synth_data, 
             "evaluate": ("evaluate", tiny_run, synth_data, "--out", out / "e.json"),
             "export": ("export", tiny_run, "--onnx", out / "m.onnx"),
             "data synth": ("data", "synth", "--out", out, "--n", 3),
+            "bench run": ("bench", "run", synth_data, "--out", out, "--methods", "forest", "--profile", "smoke"),
+            "probe": ("probe", synth_data, "--steps", 2, "--out", out / "p.json"),
+            "suggest": ("suggest", synth_data, "--out", out),
         }
         for name, args in commands.items():
             r = invoke(*args)

@@ -30,7 +30,7 @@ from pscl.bench.spec import (METHODS, evaluation_options, folder_name, is_full, 
                              pretraining_name)
 from pscl.data.folders import load_dataset
 from pscl.errors import DataError
-from pscl.files import write_text
+from pscl.files import check_writable, write_text
 from pscl.lock import FolderInUse, wait_until_free
 from pscl.methods import GUIDED, METHODS as PRETRAIN_METHODS, PretrainConfig
 from pscl.profiles import method_options, profile_settings
@@ -178,6 +178,7 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
     for m in methods:
         parse_method(m)  # unknown names and malformed variants fail before any work
     ds = load_dataset(data)
+    check_writable(out / "results.json")
     report = lambda: collect(out, ds.name, ds.classes, shots, profile, command)  # noqa: E731
     # round-major, so that an interrupted bench already compares every method on its first rounds
     for r in (r for r in range(rounds) if only_rounds is None or r in only_rounds):

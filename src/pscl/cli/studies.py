@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from pscl.cli.common import api, app, console, errors_exit, ints, print_scores
-from pscl.files import write_text
+from pscl.files import check_writable, write_text
 
 @app.command()
 @errors_exit
@@ -22,11 +22,12 @@ def probe(data: Path, init: Optional[Path] = typer.Option(None, help="pretrained
     """Linear probe: freeze the U-Net, train only its classifier on the round's annotated image(s), score a split."""
     config = api.ProbeConfig(shots=shots, round=round, steps=steps, crop=crop, lr=lr, seed=seed,
                              widths=ints(widths))
+    if out:
+        from pscl.run_folder import output_file
+        out = check_writable(output_file(out, f"probe_{split}.json"))  # before the probe's work
     result = api.linear_probe(data, init, config, split=split)
     print_scores(result, f"linear probe of {init or 'random features'} on {data} [{split}]")
     if out:
-        from pscl.run_folder import output_file
-        out = output_file(out, f"probe_{split}.json")
         write_text(out, json.dumps(result, indent=1, default=float))
         console.print(f"written: {out}")
 
@@ -44,6 +45,7 @@ def suggest(data: Path, out: Path = typer.Option(..., "--out"),
     from pscl.studies.suggest import SuggestConfig, suggest as run_suggest
 
     overrides = {"examples": examples} if examples is not None else {}
+    check_writable(out / "suggestions.json")  # before the work
     result = run_suggest(data, out, SuggestConfig(k=k, patch=patch, clusters=clusters, seed=seed, **overrides,
                                                   init=str(init) if init else None, pretrain_profile=profile))
     table = Table(title=f"annotate first (of {result['candidates']} candidates)")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
@@ -115,6 +115,17 @@ class RandomState(Callback):
             torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class StepsBar(RichProgressBar):
+    """Lightning's rich progress bar, counting the run's steps (a run is one endless epoch)."""
+
+    @property
+    def total_train_batches(self) -> int:
+        return self.trainer.max_steps
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        return f"{'steps':{len(self.validation_description)}}"
+
+
 def quiet_lightning() -> None:
     """Silence Lightning's start-up banners (GPU/TPU availability, tips); warnings still show."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
@@ -161,7 +172,7 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     resuming = resume and last.exists()
     # a resumed run logs to a new file: Lightning's CSV logger would wipe the earlier one
     log_version = "logs" if not resuming else f"logs-resumed-{len(list(out.glob('logs-resumed-*'))) + 1}"
-    cbs = [*(callbacks or []), RandomState(), QuietProcesses()]
+    cbs = [*(callbacks or []), RandomState(), QuietProcesses(), *([StepsBar()] if progress else [])]
     if monitor:  # (before `last`: the resume point then records the best score of its own validation)
         cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1,
                                    enable_version_counter=False))
