@@ -64,8 +64,9 @@ class UNetLearner:
     def selection(self, run):
         from pscl.checkpoints import read_model_file
         # the selection criterion: variants of a method are compared on it, never on test
-        return {"selected": RunFolder(run).read_config()["select"],
-                "val_dice_fg": read_model_file(run).get("val_dice_fg")}
+        payload = read_model_file(run)
+        return {"selected": RunFolder(run).read_config()["select"], "val_dice_fg": payload.get("val_dice_fg"),
+                **({"holdout_dice_fg": payload["holdout_dice_fg"]} if "holdout_dice_fg" in payload else {})}
 
     def model_file(self, run):
         return RunFolder(run).model_file

@@ -26,7 +26,8 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
              widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256", "widths"),
              norm: Optional[str] = typer.Option(None, help=NORM_HELP + " (with --init: the pretrained U-Net's)"),
              val_every: Optional[int] = profile_option("steps between validations and checkpoints", "val_every"),
-             select: str = typer.Option("val", help="val: the best val Dice (fg); last: the last step"), seed: int = SEED,
+             select: str = typer.Option("val", help="val: the best Dice (fg) on the val masks; holdout: on a fifth of the "
+                                         "annotation held out of training (no val masks needed); last: the last step"), seed: int = SEED,
              lr_contracting_init: Optional[float] = typer.Option(
                  None, help="with --init: lr of the contracting path (default: --lr; the paper: 1e-4)"),
              lr_schedule: Optional[str] = typer.Option(None, help="constant (default) or poly: lr x (1 - step/steps)^0.9"),

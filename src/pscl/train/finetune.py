@@ -17,15 +17,19 @@ from pscl.checkpoints import load_backbone, read_model_file, save_model
 from pscl.data.crops import RandomCropDataset, stream_loader
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.errors import DataError
-from pscl.losses import class_counts, class_weights, segmentation_loss
-from pscl.metrics import confusion_matrix, scores
+from pscl.losses import class_counts, class_weights
 from pscl.nn import UNet
 from pscl.nn.unet import split_norm
 from pscl.run_folder import RunFolder
+from pscl.train.holdout import holdout_split
+from pscl.train.module import SegmentationModule, WholeImages, score_prefix  # noqa: F401 (re-exported)
 from pscl.train.trainer import RuntimeConfig, fit, selected_checkpoint, trainer_devices
 
 
 LR_SCHEDULES = ("constant", "poly")
+# val: the best Dice (fg) on the val split's masks; holdout: on annotated blocks held out of training
+# (pscl.train.holdout: no labels beyond the annotation); last: the last step
+SELECT = ("val", "holdout", "last")
 
 
 @dataclass
@@ -88,13 +92,13 @@ class FinetuneConfig(RuntimeConfig):
     # annotated image the random initialisation moves test Dice (fg) by as much as the method does
     seeds: int = 1
     val_every: int = 150
-    select: str = "val"  # "val": best val dice_fg; "last": the last step
+    select: str = "val"  # one of SELECT
     dataset: str = ""
     annotated: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.select not in ("val", "last"):
-            raise ValueError(f"select must be 'val' or 'last', got {self.select!r}")
+        if self.select not in SELECT:
+            raise ValueError(f"select must be one of {', '.join(SELECT)}, got {self.select!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         self.check_positive("steps", "batch_size", "crop", "val_every", "shots", "seeds")
@@ -112,79 +116,6 @@ class FinetuneConfig(RuntimeConfig):
             raise ValueError(f"semi_start must lie in [0, steps) or be -1 (half the steps), got {self.semi_start}")
         self.widths = tuple(int(w) for w in self.widths)
         split_norm(self.norm)
-
-
-class SegmentationModule(L.LightningModule):
-    """Trains a U-Net on crops; validates on whole val images (split-pooled dice_fg)."""
-
-    unused_parameters = False  # (every parameter gets a gradient: plain DDP)
-
-    def __init__(self, model: UNet, config: dict, weights: torch.Tensor, classes: list[str]):
-        super().__init__()
-        self.model, self.config, self.classes = model, config, classes
-        self.register_buffer("class_weights", weights)
-        self.save_hyperparameters({"config": config, "classes": classes})
-        self._confusion = np.zeros((len(classes),) * 2, dtype=np.int64)
-
-    def training_step(self, batch, batch_idx):
-        image, target = batch
-        warming_up = self.global_step < self.config.get("head_warmup", 0)
-        self.model.train(not warming_up)
-        if self.global_step < self.config.get("bn_frozen_steps", 0):
-            for m in self.model.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        if warming_up:
-            with torch.no_grad():
-                features = self.model.features(image)
-            logits = self.model.classifier(features)
-        else:
-            logits = self.model(image)
-        loss = segmentation_loss(logits, target, self.class_weights, self.config.get("dice_weight", 0.5))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite fine-tuning loss ({loss.item()}) at step {self.global_step}; "
-                                     "lower the learning rate or check the input images")
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=False)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        image, target = batch
-        pred = self.model(image).argmax(1)
-        self._confusion += confusion_matrix(pred.cpu().numpy(), target.cpu().numpy(), len(self.classes))
-
-    def on_validation_epoch_end(self) -> None:
-        s = scores(self._confusion, self.classes)
-        self._confusion[:] = 0
-        # (every process scores every val image: the same numbers, averaged under DDP)
-        self.log("val_dice_fg", s["dice_fg"] if np.isfinite(s["dice_fg"]) else 0.0, prog_bar=True, sync_dist=True)
-        self.log("val_acc", s["acc"], sync_dist=True)
-        self.log("val_miou", s["miou"] if np.isfinite(s["miou"]) else 0.0, sync_dist=True)
-
-    def configure_optimizers(self):
-        if self.config.get("init"):
-            contracting = self.config.get("lr_contracting_init")
-            groups = [{"params": self.model.contracting_parameters(), "lr": contracting or self.config["lr"]},
-                      {"params": self.model.expanding_parameters(), "lr": self.config["lr"]}]
-        else:
-            groups = [{"params": self.model.parameters(), "lr": self.config["lr"]}]
-        optimizer = torch.optim.Adam(groups)
-        if self.config.get("lr_schedule", "constant") == "constant":
-            return optimizer
-        steps = self.config["steps"]
-        poly = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / steps) ** 0.9)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": poly, "interval": "step"}}
-
-
-class _WholeImages(torch.utils.data.Dataset):
-    def __init__(self, ds: DatasetFolder, stems: list[str]):
-        self.items = [ds.load_pair(s) for s in stems]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i):
-        image, mask = self.items[i]
-        return torch.from_numpy(image)[None], torch.from_numpy(mask.astype(np.int64))
 
 
 def rarest_classes(masks: list[np.ndarray], num_classes: int, count: int) -> list[int]:
@@ -224,14 +155,14 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
     if use_val and not ds.splits.get("val"):
         raise DataError(f"{ds.root}: split 'val' is missing or empty, so no model can be selected on it; "
                         "add val images, or give --select last")
-    if use_val and config.steps < config.val_every:
+    if config.select != "last" and config.steps < config.val_every:
         raise DataError(f"--steps {config.steps} is below --val-every {config.val_every}: no validation would run, "
                         "so no model could be selected on val; lower --val-every, or give --select last")
     pairs = [ds.load_pair(s) for s in stems]
     problems = [p for stem, pair in zip(stems, pairs) for p in ds.pair_problems(stem, *pair)]
     if problems:
         raise DataError("; ".join(problems))
-    val_images = _WholeImages(ds, ds.stems("val")) if use_val else None  # reads and checks every val mask
+    val_images = WholeImages([ds.load_pair(s) for s in ds.stems("val")]) if use_val else None  # checks every val mask
     with folder.lock():
         return _train(ds, folder, config, stems, pairs, val_images, resume, overwrite)
 
@@ -239,7 +170,12 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
 def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: list[str], pairs: list,
            val_images, resume: bool, overwrite: bool) -> dict:
     """The run itself, holding the folder's lock (:func:`finetune` checked every input)."""
-    out, classes, use_val = folder.path, ds.classes, val_images is not None
+    out, classes = folder.path, ds.classes
+    images, masks = map(list, zip(*pairs))
+    if config.select == "holdout":  # train on part of the annotation, select on the rest
+        masks, held = holdout_split(masks, config.crop, len(classes), config.seed)
+        val_images = WholeImages(list(zip(images, held)))
+    use_val, on = val_images is not None, score_prefix(config.select)
     resuming = folder.prepare(config, resume=resume, overwrite=overwrite)
     if resume and folder.finished_with(config.steps):  # same settings (prepare checked): nothing to do
         return _summary(folder, stems)
@@ -252,7 +188,6 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     if config.init:
         load_backbone(model, config.init)
     cfg = asdict(config)
-    images, masks = map(list, zip(*pairs))
     train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
                               seed=config.seed, jitter_strength=config.jitter, rare_share=config.rare_crops,
                               rare_classes=rarest_classes(masks, len(classes), config.rare_classes),
@@ -271,15 +206,15 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     val_loader = DataLoader(val_images, batch_size=1) if use_val else None
     trainer = fit(module, out, train_loader, config.steps, config.val_every, accelerator=config.accelerator, devices=config.devices,
                   precision=config.precision, progress=config.progress, val=val_loader,
-                  monitor="val_dice_fg" if use_val else None, resume=resuming, callbacks=_averaging(config),
+                  monitor=f"{on}_dice_fg" if use_val else None, resume=resuming, callbacks=_averaging(config),
                   processes=trainer_devices(config.devices))
     chosen, best_val = "last", None
-    best = selected_checkpoint(folder, "val_dice_fg") if use_val else None
+    best = selected_checkpoint(folder, f"{on}_dice_fg") if use_val else None
     if best is not None:
         state, best_val = best
         model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
         chosen = "best.ckpt"
-    save_model(out, model.cpu(), cfg, classes, selected=chosen, val_dice_fg=best_val,
+    save_model(out, model.cpu(), cfg, classes, selected=chosen, **{f"{on}_dice_fg": best_val},
                steps=config.steps if trainer.global_step == 0 else int(trainer.global_step))
     return _summary(folder, stems)
 
@@ -296,4 +231,6 @@ def _averaging(config: FinetuneConfig) -> list | None:
 def _summary(folder: RunFolder, stems: list[str]) -> dict:
     payload = read_model_file(folder.path)
     return {"run": str(folder.path), "annotated": stems, "selected": payload.get("selected"),
-            "val_dice_fg": payload.get("val_dice_fg"), "steps": payload.get("steps", payload["config"]["steps"])}
+            "val_dice_fg": payload.get("val_dice_fg"), **({"holdout_dice_fg": payload["holdout_dice_fg"]}
+                                                         if "holdout_dice_fg" in payload else {}),
+            "steps": payload.get("steps", payload["config"]["steps"])}

@@ -34,7 +34,7 @@ from torch import nn
 from pscl.data.io import IGNORE_INDEX
 from pscl.data.photometric import StrongPhotometric
 from pscl.data.views import ViewConfig, ViewGeometry, draw_geometry
-from pscl.train.finetune import SegmentationModule
+from pscl.train.module import SegmentationModule
 from pscl.methods.base import ema_update
 
 
@@ -147,7 +147,7 @@ def warp_labels(geometry: ViewGeometry, labels: torch.Tensor) -> torch.Tensor:
 
 
 class SemiSegmentationModule(SegmentationModule):
-    """:class:`pscl.train.finetune.SegmentationModule` plus the EMA teacher and the unlabelled loss.
+    """:class:`pscl.train.module.SegmentationModule` plus the EMA teacher and the unlabelled loss.
 
     Batches are dicts ``{"labelled": (image, mask), "unlabelled": (image, mask)}``; the unlabelled
     masks are all ``IGNORE_INDEX`` except where a train image's mask is known (diagnostics only).
