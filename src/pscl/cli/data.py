@@ -30,7 +30,11 @@ def data_synth(out: Path = typer.Option(..., "--out", help="dataset folder to wr
                n: int = typer.Option(12, "--n", help="labelled images"),
                seed: int = 0, size: int = 256,
                unlabeled: Optional[int] = typer.Option(None, help="unlabelled images (default 2n)"),
-               overwrite: bool = False) -> None:
+               kind: str = typer.Option("micrograph", help="micrograph: plan views (matrix, lamellar colonies, "
+                                                            "precipitates); cross-section: coated cross-sections "
+                                                            "(resin, coating, substrate stacked top to bottom; cracks)"),
+               overwrite: bool = typer.Option(False, "--overwrite", help="replace a folder that is not empty")) -> None:
     """Write a synthetic dataset folder with exact ground truth."""
-    path = api.synthesize_dataset(out, n=n, seed=seed, size=size, n_unlabeled=unlabeled, overwrite=overwrite)
+    path = api.synthesize_dataset(out, n=n, seed=seed, size=size, n_unlabeled=unlabeled, overwrite=overwrite,
+                                  kind=kind)
     console.print(f"wrote {path}")
