@@ -32,7 +32,8 @@ WALL_FILE = "wall.json"
 CHECKPOINTS = "checkpoints"
 
 # run-time choices, paths and what a run fills in from the data: not settings of the run
-NOT_SETTINGS = frozenset({"progress", "init", "dataset", "accelerator", "devices", "jobs", "annotated", "classes"})
+NOT_SETTINGS = frozenset({"progress", "init", "dataset", "accelerator", "devices", "jobs", "annotated", "classes",
+                          "geometry"})
 # settings whose default changed after runs that lack them were recorded: the value those runs used
 LEGACY_DEFAULTS = {"photometric": 0.0}
 

@@ -26,6 +26,9 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
              widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256", "widths"),
              norm: Optional[str] = typer.Option(None, help=NORM_HELP + " (with --init: the pretrained U-Net's)"),
              val_every: Optional[int] = profile_option("steps between validations and checkpoints", "val_every"),
+             orientation: str = typer.Option("auto", help="flips and quarter turns in training and TTA: auto (all, "
+                                              "unless the annotation's classes are stacked along one axis, as in a "
+                                              "cross-section: then only the mirror that keeps the layers), free, fixed"),
              select: str = typer.Option("val", help="val: the best Dice (fg) on the val masks; holdout: on a fifth of the "
                                          "annotation held out of training (no val masks needed); last: the last step"), seed: int = SEED,
              lr_contracting_init: Optional[float] = typer.Option(
@@ -90,7 +93,7 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
                                        semi_align_mix=semi_align_mix, norm=norm,
                                        widths=ints(widths) if widths else None).items() if v is not None}
     config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train, semi=semi,
-                                 init=str(init) if init else None, select=select, seed=seed,
+                                 init=str(init) if init else None, select=select, seed=seed, orientation=orientation,
                                  accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
                                  precision=precision, progress=progress, **overrides)
     summary = api.finetune(data, out, config, resume=resume, overwrite=overwrite)

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pscl.data import orientation
 from pscl.data.io import IGNORE_INDEX
 from pscl.data.photometric import StrongPhotometric
 
@@ -37,7 +38,8 @@ def jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.n
 
 
 class RandomCropDataset(Dataset):
-    """``length`` random crops of ``size`` from the images, flipped, rotated by k*90°, jittered.
+    """``length`` random crops of ``size`` from the images, flipped and rotated by k*90° (as far as
+    ``geometry`` allows: :mod:`pscl.data.orientation`), jittered.
 
     Item ``i`` is drawn from a generator seeded by (seed, i), whatever ``i`` is: with
     :class:`StreamSampler` (global sample indices) the stream is reproducible and a resumed run
@@ -46,7 +48,7 @@ class RandomCropDataset(Dataset):
 
     def __init__(self, images: list[np.ndarray], masks: list[np.ndarray] | None, size: int, length: int,
                  seed: int = 0, jitter_strength: float = 0.1, augment: bool = True, rare_share: float = 0.0,
-                 rare_classes: list[int] | None = None, photometric: float = 0.0):
+                 rare_classes: list[int] | None = None, photometric: float = 0.0, geometry: str | None = None):
         if not images or (masks is not None and len(images) != len(masks)):
             raise ValueError("need at least one image, and as many masks as images (or none)")
         self.with_masks = masks is not None
@@ -57,6 +59,7 @@ class RandomCropDataset(Dataset):
         area = np.array([im.size for im in self.images], dtype=np.float64)
         self.p = area / area.sum()
         self.size, self.length, self.seed, self.jitter, self.augment = size, length, seed, jitter_strength, augment
+        self.transforms = orientation.transforms(geometry)  # the flips and quarter turns the structure allows
         # strong photometric augmentation (brightness, contrast, gamma, blur, noise; each effect with this
         # probability) on top of the jitter: one annotated image shows one detector setting, the others differ
         self.photometric = StrongPhotometric(p=photometric) if photometric > 0 else None
@@ -86,10 +89,11 @@ class RandomCropDataset(Dataset):
             return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
         mask = mask[y:y + self.size, x:x + self.size]
         if self.augment:
-            if rng.random() < 0.5:
-                image, mask = image[:, ::-1], mask[:, ::-1]
+            flip = bool(rng.random() < 0.5)
             rot = int(rng.integers(4))
-            image, mask = np.rot90(image, rot), np.rot90(mask, rot)
+            # the same two draws whatever the geometry allows (pscl.data.orientation), mapped onto it
+            transform = (flip, rot) if len(self.transforms) == 8 else self.transforms[(flip * 4 + rot) % len(self.transforms)]
+            image, mask = orientation.apply(image, transform), orientation.apply(mask, transform)
             if self.jitter > 0:
                 image = jitter(image, rng, self.jitter)
         crop = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pscl.checkpoints import load_model
 from pscl.data.folders import DatasetFolder, load_dataset
+from pscl.data.orientation import transforms
 from pscl.errors import DataError
 from pscl.files import check_writable, write_text
 from pscl.metrics import score_split
@@ -31,7 +32,9 @@ def evaluate(run: str | Path, data: str | Path | DatasetFolder, split: str = "te
     ds.require_consistent_splits()  # a test image also in train would be scored as if unseen
     if ds.classes is not None and ds.num_classes != model.num_classes:
         raise DataError(f"{ds.root}: {ds.num_classes} classes, but the model of {run} has {model.num_classes}")
-    labels_of = lambda image: segment(model, image, tile, overlap, device=device, bf16=bf16, tta=tta).labels  # noqa: E731
+    # TTA over the flips and quarter turns the run's geometry allows (pscl.data.orientation)
+    turns = transforms((payload.get("config") or {}).get("geometry")) if tta else False
+    labels_of = lambda image: segment(model, image, tile, overlap, device=device, bf16=bf16, tta=turns).labels  # noqa: E731
     result = {"run": str(run), **score_split(ds, split, labels_of), "tta": tta,
               "precision": "bf16-mixed" if bf16 else "32-true", "config": payload.get("config")}
     write_text(out, json.dumps(result, indent=1, default=float))

@@ -25,6 +25,7 @@ from pscl.data.io import is_image_file, normalize_intensity, read_image, require
 from pscl.errors import DataError
 from pscl.files import check_writable, write_png, write_text
 from pscl.lock import folder_lock
+from pscl.data.orientation import transforms
 from pscl.inference.overlay import overlay
 from pscl.inference.tiling import Segmentation, TileModel, segment_tiled, with_tta
 
@@ -59,11 +60,13 @@ def uses_bf16(precision: str, device: str = "cpu") -> bool:
 
 
 def segment(model, image: np.ndarray, tile: int = 512, overlap: int = 128, batch_size: int = 4,
-            device="cpu", bf16: bool | None = None, channels_last: bool = True, tta: bool = False) -> Segmentation:
+            device="cpu", bf16: bool | None = None, channels_last: bool = True, tta: bool | tuple = False) -> Segmentation:
     """Segment a normalised (H, W) float image with a U-Net by overlapping tiles (:mod:`pscl.inference.tiling`);
-    ``tta``: averaged over the 8 flips and quarter turns."""
+    ``tta``: averaged over the 8 flips and quarter turns (True) or over the given (flip, quarter turns)."""
     tile_model = torch_tile_model(model, device, bf16, channels_last)
-    return segment_tiled(with_tta(tile_model) if tta else tile_model, image, model.num_classes, tile, overlap,
+    if tta:
+        tile_model = with_tta(tile_model, *(() if tta is True else (tuple(tta),)))
+    return segment_tiled(tile_model, image, model.num_classes, tile, overlap,
                          batch_size)
 
 
@@ -176,8 +179,8 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
         classes = payload.get("classes") or [f"class{i}" for i in range(model.num_classes)]
         model_info = {"run": str(run), "config": payload.get("config"), "precision": "bf16-mixed" if bf16 else "32-true",
                       "val_dice_fg": payload.get("val_dice_fg"), "selected": payload.get("selected")}
-    if tta:
-        tile_model = with_tta(tile_model)
+    if tta:  # over the flips and quarter turns the run's geometry allows (pscl.data.orientation)
+        tile_model = with_tta(tile_model, transforms((model_info.get("config") or {}).get("geometry")))
     with folder_lock(out):
         return _segment_all(paths, tile_model, classes, model_info, Path(out), tile, overlap, um_per_px, crop_bottom,
                             tta, progress)

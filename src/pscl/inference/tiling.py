@@ -16,6 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from pscl.data.orientation import ALL_TRANSFORMS, apply, undo
+
 #: maps a batch of same-sized grey tiles (N, H, W) float32 to class probabilities (N, C, H, W)
 TileModel = Callable[[np.ndarray], np.ndarray]
 
@@ -31,19 +33,17 @@ class Segmentation:
         return np.bincount(self.labels.ravel(), minlength=num_classes)[:num_classes] / self.labels.size
 
 
-def with_tta(tile_model: TileModel) -> TileModel:
-    """Test-time augmentation: the tile model's probabilities averaged over the 8 flips and quarter
-    turns of each tile (each mapped back before averaging). 8 forward passes per tile."""
+def with_tta(tile_model: TileModel, transforms: tuple[tuple[bool, int], ...] = ALL_TRANSFORMS) -> TileModel:
+    """Test-time augmentation: the tile model's probabilities averaged over ``transforms`` of each tile
+    (each mapped back before averaging): the 8 flips and quarter turns, or those the run's geometry
+    allows (:mod:`pscl.data.orientation`). One forward pass per transform."""
     def run(tiles: np.ndarray) -> np.ndarray:
         total = None
-        for flip in (False, True):
-            for k in range(4):
-                x = tiles[:, :, ::-1] if flip else tiles
-                p = tile_model(np.ascontiguousarray(np.rot90(x, k, axes=(1, 2))))
-                p = np.rot90(p, -k, axes=(2, 3))
-                p = p[:, :, :, ::-1] if flip else p
-                total = p.astype(np.float32) if total is None else total + p
-        return total / 8
+        for transform in transforms:
+            p = tile_model(np.ascontiguousarray(apply(tiles, transform, axes=(1, 2))))
+            p = undo(p, transform, axes=(2, 3))
+            total = p.astype(np.float32) if total is None else total + p
+        return total / len(transforms)
     return run
 
 

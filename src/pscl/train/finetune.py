@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from pscl.checkpoints import load_backbone, read_model_file, save_model
 from pscl.data.crops import RandomCropDataset, stream_loader
 from pscl.data.folders import DatasetFolder, load_dataset
+from pscl.data.orientation import ORIENTATIONS, resolve_orientation
 from pscl.errors import DataError
 from pscl.losses import class_counts, class_weights
 from pscl.nn import UNet
@@ -93,12 +94,17 @@ class FinetuneConfig(RuntimeConfig):
     seeds: int = 1
     val_every: int = 150
     select: str = "val"  # one of SELECT
+    # the flips and quarter turns of training crops and TTA: auto (from the annotation's layout), free, fixed
+    orientation: str = "auto"  # (pscl.data.orientation)
+    geometry: str = ""  # what orientation resolved to for the annotated images (filled in by finetune)
     dataset: str = ""
     annotated: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.select not in SELECT:
             raise ValueError(f"select must be one of {', '.join(SELECT)}, got {self.select!r}")
+        if self.orientation not in ORIENTATIONS:
+            raise ValueError(f"orientation must be one of {', '.join(ORIENTATIONS)}, got {self.orientation!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         self.check_positive("steps", "batch_size", "crop", "val_every", "shots", "seeds")
@@ -176,6 +182,7 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
         masks, held = holdout_split(masks, config.crop, len(classes), config.seed)
         val_images = WholeImages(list(zip(images, held)))
     use_val, on = val_images is not None, score_prefix(config.select)
+    config.geometry = resolve_orientation(config.orientation, masks, len(classes))
     resuming = folder.prepare(config, resume=resume, overwrite=overwrite)
     if resume and folder.finished_with(config.steps):  # same settings (prepare checked): nothing to do
         return _summary(folder, stems)
@@ -191,7 +198,7 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
                               seed=config.seed, jitter_strength=config.jitter, rare_share=config.rare_crops,
                               rare_classes=rarest_classes(masks, len(classes), config.rare_classes),
-                              photometric=config.photometric)
+                              photometric=config.photometric, geometry=config.geometry)
     weights = class_weights(masks, len(classes), power=config.class_weight_power)
     train_loader = stream_loader(train, config.batch_size)
     if config.semi:

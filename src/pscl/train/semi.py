@@ -166,7 +166,9 @@ class SemiSegmentationModule(SegmentationModule):
                                           per_class=config.get("semi_class_thresholds", True))
         start = config.get("semi_start", 0)
         self.start = config["steps"] // 2 if start == -1 else start
-        self.views = ViewConfig()
+        # the strong view's flips and quarter turns, as far as the structure allows (pscl.data.orientation)
+        geometry = config.get("geometry") or "free"
+        self.views = ViewConfig(rotate=geometry == "free", flip_p=0.0 if geometry == "fixed-x" else 0.5)
         self.strong = StrongPhotometric()
 
     def semi_weight(self) -> float:
