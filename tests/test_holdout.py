@@ -65,3 +65,18 @@ def test_finetune_selects_on_the_held_out_annotation_without_val_masks(synth_dat
     assert "holdout_dice_fg" in log and "val_dice_fg" not in log
     with pytest.raises(Exception, match="split 'val' is missing or empty"):
         finetune(data, tmp_path / "val", FinetuneConfig(steps=20, val_every=10, select="val", **TINY))
+
+
+def test_the_cli_selects_on_held_out_annotation_where_the_folder_has_no_val_split(synth_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from pscl.cli import app
+    data = tmp_path / "noval"
+    shutil.copytree(synth_data, data)
+    meta = json.loads((data / "dataset.json").read_text())
+    del meta["splits"]["val"]
+    (data / "dataset.json").write_text(json.dumps(meta))
+    r = CliRunner().invoke(app, ["finetune", str(data), "--out", str(tmp_path / "run"), "--profile", "smoke",
+                                 "--no-progress", "--accelerator", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "no val split" in r.output and read_model_file(tmp_path / "run")["config"]["select"] == "holdout"

@@ -25,9 +25,6 @@ from pscl.data.io import (IGNORE_INDEX, is_image_file, load_micrograph, normaliz
                           require_segmentable)
 from pscl.errors import DataError, DataWarning
 
-SPLITS = ("train", "val", "test")
-
-
 def _find_by_stem(folder: Path, stem: str) -> Path | None:
     for path in sorted(folder.glob(f"{stem}.*")):
         if is_image_file(path) and path.stem == stem:
@@ -253,8 +250,8 @@ def load_dataset(path: str | Path) -> DatasetFolder:
 def check_dataset(path: str | Path) -> list[str]:
     """Validate a dataset folder; return every problem found (empty list = valid).
 
-    Checks: dataset.json readable, class names distinct strings, stems strings; every split present
-    and non-empty; no stem listed twice; each listed stem has a readable image that is not constant
+    Checks: dataset.json readable, class names distinct strings, stems strings; a train split (val
+    and test are optional); no stem listed twice; each listed stem has a readable image that is not constant
     and a mask of the same size with indices < C or 255 and at least one labelled pixel; images in
     unlabeled/ readable.
     """
@@ -271,9 +268,8 @@ def check_dataset(path: str | Path) -> list[str]:
                 problems.append(str(exc))
         return problems
     meta_path = ds.root / "dataset.json"
-    for split in SPLITS:
-        if not ds.splits.get(split):
-            problems.append(f"{meta_path}: split {split!r} is missing or empty")
+    if not ds.splits.get("train"):  # (val and test are optional: a user's own folder often has neither)
+        problems.append(f"{meta_path}: split 'train' is missing or empty")
     problems += ds.split_problems()
     for stem in dict.fromkeys(s for stems in ds.splits.values() for s in stems):
         try:
