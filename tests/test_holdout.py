@@ -67,7 +67,7 @@ def test_finetune_selects_on_the_held_out_annotation_without_val_masks(synth_dat
         finetune(data, tmp_path / "val", FinetuneConfig(steps=20, val_every=10, select="val", **TINY))
 
 
-def test_the_cli_selects_on_held_out_annotation_where_the_folder_has_no_val_split(synth_data, tmp_path):
+def test_the_cli_keeps_the_last_model_where_the_folder_has_no_val_split(synth_data, tmp_path):
     from typer.testing import CliRunner
 
     from pscl.cli import app
@@ -79,4 +79,4 @@ def test_the_cli_selects_on_held_out_annotation_where_the_folder_has_no_val_spli
     r = CliRunner().invoke(app, ["finetune", str(data), "--out", str(tmp_path / "run"), "--profile", "smoke",
                                  "--no-progress", "--accelerator", "cpu"])
     assert r.exit_code == 0, r.output
-    assert "no val split" in r.output and read_model_file(tmp_path / "run")["config"]["select"] == "holdout"
+    assert "no val split" in r.output and read_model_file(tmp_path / "run")["config"]["select"] == "last"

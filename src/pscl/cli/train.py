@@ -32,7 +32,7 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
              select: Optional[str] = typer.Option(
                  None, help="val: the best Dice (fg) on the val masks; holdout: on a fifth of the annotation held out "
                             "of training (no val masks needed); last: the last step (default: val where DATA has a "
-                            "val split, else holdout)"), seed: int = SEED,
+                            "val split, else last)"), seed: int = SEED,
              lr_contracting_init: Optional[float] = typer.Option(
                  None, help="with --init: lr of the contracting path (default: --lr; the paper: 1e-4)"),
              lr_schedule: Optional[str] = typer.Option(None, help="constant (default) or poly: lr x (1 - step/steps)^0.9"),
@@ -82,14 +82,14 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
         if widths is not None and ints(widths) != init_widths:
             raise ValueError(f"--widths {widths} differs from the widths of --init {init} "
                              f"({','.join(map(str, init_widths))}): the pretrained U-Net decides them")
-    if select is None:  # without val masks, the model is chosen on held-out annotation
+    if select is None:  # without val masks: the last model (measured better than holdout: benchmarks/user-protocol-*)
         from pscl.data.folders import load_dataset
         from pscl.profiles import profile_settings
         profile_settings(profile, "finetune")  # (a wrong --profile is named before the data is read)
-        select = "val" if (load_dataset(data).splits or {}).get("val") else "holdout"
-        if select == "holdout":
-            err.print(f"note: {data} has no val split: the model is selected on a fifth of the annotation held out "
-                      "of training (--select holdout)", highlight=False)
+        select = "val" if (load_dataset(data).splits or {}).get("val") else "last"
+        if select == "last":
+            err.print(f"note: {data} has no val split: the model of the last step is kept (--select last)",
+                      highlight=False)
     overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
                                        lr_contracting_init=lr_contracting_init, head_warmup=head_warmup,
                                        lr_schedule=lr_schedule,
