@@ -64,9 +64,8 @@ class UNetLearner:
     def selection(self, run):
         from pscl.checkpoints import read_model_file
         # the selection criterion: variants of a method are compared on it, never on test
-        payload = read_model_file(run)
-        return {"selected": RunFolder(run).read_config()["select"], "val_dice_fg": payload.get("val_dice_fg"),
-                **({"holdout_dice_fg": payload["holdout_dice_fg"]} if "holdout_dice_fg" in payload else {})}
+        from pscl.train.finetune import selection_scores
+        return {"selected": RunFolder(run).read_config()["select"], **selection_scores(read_model_file(run))}
 
     def model_file(self, run):
         return RunFolder(run).model_file

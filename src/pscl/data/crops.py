@@ -92,7 +92,7 @@ class RandomCropDataset(Dataset):
             flip = bool(rng.random() < 0.5)
             rot = int(rng.integers(4))
             # the same two draws whatever the geometry allows (pscl.data.orientation), mapped onto it
-            transform = (flip, rot) if len(self.transforms) == 8 else self.transforms[(flip * 4 + rot) % len(self.transforms)]
+            transform = self.transforms[(flip * 4 + rot) % len(self.transforms)]  # (all 8: (flip, rot) itself)
             image, mask = orientation.apply(image, transform), orientation.apply(mask, transform)
             if self.jitter > 0:
                 image = jitter(image, rng, self.jitter)

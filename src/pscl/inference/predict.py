@@ -25,7 +25,7 @@ from pscl.data.io import is_image_file, normalize_intensity, read_image, require
 from pscl.errors import DataError
 from pscl.files import check_writable, write_png, write_text
 from pscl.lock import folder_lock
-from pscl.data.orientation import transforms
+from pscl.data.orientation import ALL_TRANSFORMS, transforms
 from pscl.inference.overlay import overlay
 from pscl.inference.tiling import Segmentation, TileModel, segment_tiled, with_tta
 
@@ -65,7 +65,7 @@ def segment(model, image: np.ndarray, tile: int = 512, overlap: int = 128, batch
     ``tta``: averaged over the 8 flips and quarter turns (True) or over the given (flip, quarter turns)."""
     tile_model = torch_tile_model(model, device, bf16, channels_last)
     if tta:
-        tile_model = with_tta(tile_model, *(() if tta is True else (tuple(tta),)))
+        tile_model = with_tta(tile_model, ALL_TRANSFORMS if tta is True else tuple(tta))
     return segment_tiled(tile_model, image, model.num_classes, tile, overlap,
                          batch_size)
 

@@ -24,7 +24,7 @@ from pscl.nn.unet import split_norm
 from pscl.run_folder import RunFolder
 from pscl.train.holdout import holdout_split
 from pscl.train.module import SegmentationModule, WholeImages, score_prefix  # noqa: F401 (re-exported)
-from pscl.train.trainer import RuntimeConfig, fit, selected_checkpoint, trainer_devices
+from pscl.train.trainer import RuntimeConfig, fit, selected_checkpoint, steps_done, trainer_devices
 
 
 LR_SCHEDULES = ("constant", "poly")
@@ -222,7 +222,7 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
         model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
         chosen = "best.ckpt"
     save_model(out, model.cpu(), cfg, classes, selected=chosen, **{f"{on}_dice_fg": best_val},
-               steps=config.steps if trainer.global_step == 0 else int(trainer.global_step))
+               steps=steps_done(trainer, config.steps))
     return _summary(folder, stems)
 
 
@@ -235,9 +235,14 @@ def _averaging(config: FinetuneConfig) -> list | None:
     return [EMAWeightAveraging(decay=config.ema)]
 
 
+def selection_scores(payload: dict) -> dict:
+    """The scores a model file records its selection by: ``val_dice_fg`` (None where it was not selected on
+    val masks) and, for ``select=holdout``, ``holdout_dice_fg``."""
+    return {"val_dice_fg": payload.get("val_dice_fg"),
+            **({"holdout_dice_fg": payload["holdout_dice_fg"]} if "holdout_dice_fg" in payload else {})}
+
+
 def _summary(folder: RunFolder, stems: list[str]) -> dict:
     payload = read_model_file(folder.path)
     return {"run": str(folder.path), "annotated": stems, "selected": payload.get("selected"),
-            "val_dice_fg": payload.get("val_dice_fg"), **({"holdout_dice_fg": payload["holdout_dice_fg"]}
-                                                         if "holdout_dice_fg" in payload else {}),
-            "steps": payload.get("steps", payload["config"]["steps"])}
+            **selection_scores(payload), "steps": payload.get("steps", payload["config"]["steps"])}

@@ -12,7 +12,7 @@ from pscl.data.io import load_micrograph
 from pscl.errors import DataError
 from pscl.methods import GUIDED, METHODS, PretrainConfig, build_method
 from pscl.run_folder import RunFolder
-from pscl.train.trainer import fit, trainer_devices
+from pscl.train.trainer import fit, steps_done, trainer_devices
 
 
 def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: PretrainConfig | None = None,
@@ -66,5 +66,4 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
                       # SyncBatchNorm exists for GPUs only; on CPU processes BatchNorm stays per process
                       sync_batchnorm=processes > 1 and on_gpu(config.accelerator), processes=processes)
         save_model(out, method.backbone.cpu(), cfg, None, pretrained_with=config.method)
-    return {"run": str(out), "method": config.method, "steps": config.steps if trainer.global_step == 0
-            else int(trainer.global_step), "images": len(paths)}
+    return {"run": str(out), "method": config.method, "steps": steps_done(trainer, config.steps), "images": len(paths)}

@@ -227,6 +227,12 @@ def selected_checkpoint(folder, monitor: str) -> tuple[dict, float] | None:
     return checkpoint["state_dict"], score
 
 
+def steps_done(trainer: L.Trainer, steps: int) -> int:
+    """The steps a finished :func:`fit` trained: the trainer's count, or ``steps`` where the training ran in
+    spawned processes (``--devices N``), whose count does not come back to this one."""
+    return int(trainer.global_step) or steps
+
+
 def trainer_devices(devices: int | str) -> int:
     """How many processes a ``devices`` setting asks for (1 for 'auto' or a single device)."""
     if isinstance(devices, int):
