@@ -28,20 +28,15 @@ class PlainHelp(TyperGroup):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for cmd in self.commands.values():
-            if isinstance(cmd, TyperGroup):
-                continue  # (a sub-group of this class does its own)
-            for param in cmd.params:
+        for cmd in [self, *(c for c in self.commands.values() if not isinstance(c, TyperGroup))]:
+            for param in cmd.params:  # (a sub-group of this class does its own commands)
                 if param.param_type_name == "argument" and param.metavar is None:
                     param.metavar = param.name.upper()
                 elif getattr(param, "is_flag", False) and param.metavar is None:
                     param.metavar = ""
-            cmd.collect_usage_pieces = types.MethodType(_usage_pieces, cmd)
             cmd.get_help_option = types.MethodType(_help_option, cmd)
-        for param in self.params:
-            if getattr(param, "is_flag", False) and param.metavar is None:
-                param.metavar = ""
-        self.get_help_option = types.MethodType(_help_option, self)
+            if cmd is not self:
+                cmd.collect_usage_pieces = types.MethodType(_usage_pieces, cmd)
 
 
 def _usage_pieces(cmd, ctx) -> list[str]:
