@@ -269,11 +269,12 @@ def test_a_seed_variant_fine_tunes_the_same_image_with_another_seed():
 
 
 def test_a_pretraining_seed_variant_pretrains_apart_and_fine_tunes_with_the_bench_seed(tmp_path):
-    from pscl.bench.protocol import method_config, pretraining_config, pretraining_run
+    from pscl.bench.layout import BenchFolder
+    from pscl.bench.protocol import method_config, pretraining_config
     plain, other = (pretraining_config(spec, "smoke", 3) for spec in ("pscl-simclr", "pscl-simclr:seed=1"))
     assert (plain.seed, other.seed) == (3, 1) and plain.steps == other.steps
     assert pretraining_config("scratch", "smoke", 3) is None
-    assert pretraining_run(tmp_path, "pscl-simclr", "round0") != pretraining_run(tmp_path, "pscl-simclr:seed=1", "round0")
+    assert BenchFolder(tmp_path).pretraining("pscl-simclr", "round0") != BenchFolder(tmp_path).pretraining("pscl-simclr:seed=1", "round0")
     assert method_config("pscl-simclr:seed=1", 2, 1, "smoke", 3).seed == 3
 
 
@@ -284,3 +285,41 @@ def test_a_full_variant_is_trained_once_and_not_paired_with_scratch(synth_data, 
     summary = run_bench(synth_data, out, ["full:ft.steps=20"], rounds=2, profile="smoke", log=lambda _: None)
     assert sorted(p.name for p in (out / "results" / "full__ft.steps=20").glob("*.json")) == ["round0.json"]
     assert "vs_scratch" not in summary["methods"]["full:ft.steps=20"]
+
+
+def _tables(report: str) -> list[str]:
+    """A report's first table (the test scores; reports made by older code have fewer sections after it)."""
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return lines[start:end]
+
+
+def test_every_committed_bench_folder_rebuilds_to_its_committed_tables(tmp_path):
+    """The benchmarks/ layout and the method language may change; the committed results still give the
+    committed tables (the real sets they were made on must be beside the repository)."""
+    import shutil
+    from pathlib import Path
+
+    from pscl.bench.protocol import _as_written
+    from pscl.bench.tables import collect
+    from pscl.data.folders import load_dataset
+    from conftest import SHARED_DATA
+    folders = sorted(p.parent for p in (Path(__file__).parents[1] / "benchmarks").rglob("results.json")
+                     if (p.parent / "report.md").exists())
+    assert len(folders) > 20
+    rebuilt = 0
+    for folder in folders:
+        recorded = json.loads((folder / "results.json").read_text())
+        data = SHARED_DATA / recorded["dataset"].lower()
+        if not (data / "dataset.json").exists():
+            continue  # a synthetic set, or the real data is absent
+        copy = tmp_path / folder.name
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.png"))
+        ds = load_dataset(data)
+        collect(copy, ds.name, ds.classes, recorded["shots"], recorded["profile"], recorded["command"],
+                _as_written(recorded.get("profile_settings")))
+        assert _tables((copy / "report.md").read_text()) == _tables((folder / "report.md").read_text()), folder
+        rebuilt += 1
+    if not rebuilt:
+        pytest.skip(f"the real sets the committed benches used are absent from {SHARED_DATA}")

@@ -50,11 +50,11 @@ def test_method_folders_are_portable_and_distinct():
 
 
 def test_evaluation_variants_score_the_same_model_another_way():
-    from pscl.bench.spec import evaluation_options, pretraining_name, run_name
+    from pscl.bench.spec import Method, run_name
 
-    assert evaluation_options("scratch:eval.tta=true") == {"tta": True} and evaluation_options("scratch") == {}
+    assert Method.parse("scratch:eval.tta=true").evaluation == {"tta": True} and Method.parse("scratch").evaluation == {}
     assert run_name("pscl-simclr+semi:a=0:eval.tta=true") == "pscl-simclr+semi:a=0"
-    assert pretraining_name("pscl-simclr+semi:a=0:eval.tta=true:ft.jitter=0.3") == "pscl-simclr:a=0"
+    assert Method.parse("pscl-simclr+semi:a=0:eval.tta=true:ft.jitter=0.3").pretraining_name == "pscl-simclr:a=0"
     assert parse_method("scratch:eval.tta=true") == ("scratch", {}, {}, {})
     with pytest.raises(ValueError, match="not an evaluation setting"):
         parse_method("forest:eval.tta=true")

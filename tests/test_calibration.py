@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from pscl.metallography.calibration import Calibration, read_calibration
+from pscl.data.calibration import Calibration, read_calibration
 from pscl.files import write_png
 
 

@@ -65,11 +65,11 @@ def test_demo_pipeline_with_tiny_budget(tmp_path):
 def test_finetune_options_for_one_image_reach_the_saved_config(synth_data, tmp_path):
     import json
     result = invoke("finetune", synth_data, "--profile", "smoke", "--steps", "2", "--val-every", "2", "--semi",
-                    "--semi-threshold", "0.8", "--rare-crops", "0.3", "--bn-frozen-steps", "1", "--no-progress",
+                    "--semi-threshold", "0.8", "--photometric", "0.3", "--no-semi-align", "--no-progress",
                     "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert (config["semi"], config["semi_threshold"], config["rare_crops"], config["bn_frozen_steps"]) == (True, 0.8, 0.3, 1)
+    assert (config["semi"], config["semi_threshold"], config["photometric"], config["semi_align"]) == (True, 0.8, 0.3, False)
     assert config["precision"] in ("32-true", "bf16-mixed")  # 'auto' resolved to what ran
 
 
@@ -104,3 +104,25 @@ def test_ctrl_c_says_how_to_continue(synth_data, tmp_path, monkeypatch):
 def test_export_to_a_folder_is_refused(tiny_run, tmp_path):
     r = invoke("export", tiny_run, "--onnx", tmp_path)
     assert r.exit_code == 1 and "--onnx is a folder" in r.output
+
+
+def test_every_finetune_option_is_the_config_field_of_its_name_with_its_default():
+    """One source of truth: the command's options that set the config are its fields by name, their
+    defaults are None (the profile's or the config's) or the config's own; every field a user sets has one."""
+    import inspect
+    from dataclasses import MISSING, fields
+
+    from pscl.cli.train import FINETUNE_OPTIONS, finetune
+    from pscl.train.finetune import FinetuneConfig
+    config_fields = {f.name: f for f in fields(FinetuneConfig)}
+    parameters = inspect.signature(finetune).parameters
+    run_options = {"data", "out", "profile", "resume", "overwrite"}  # where and how, not what the run computes
+    assert set(parameters) == set(FINETUNE_OPTIONS) | run_options
+    recorded_only = {"geometry", "dataset", "annotated"}  # filled in by the run
+    api_only = {"stems", "semi_rampup", "semi_batch"}  # the Python API's (explicit images; semi batch shape)
+    assert set(config_fields) == set(FINETUNE_OPTIONS) | recorded_only | api_only
+    for name in FINETUNE_OPTIONS:
+        default = getattr(parameters[name].default, "default", parameters[name].default)  # typer.Option's
+        own = config_fields[name].default
+        own = own if own is not MISSING else config_fields[name].default_factory()
+        assert default is None or default == own or (name == "devices" and default == str(own)), (name, default, own)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pscl.metallography.databar import detect_data_bar, rows_to_cut
+from pscl.data.databar import detect_data_bar, rows_to_cut
 from pscl.data.io import load_micrograph
 from pscl.errors import DataError
 from pscl.files import write_png

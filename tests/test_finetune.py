@@ -53,33 +53,17 @@ def test_init_loads_backbone_and_uses_one_learning_rate_unless_split(tiny_run, s
     from pscl.checkpoints import load_backbone
     load_backbone(net, tiny_run)
     assert all(torch.equal(a, b) for a, b in zip(net.encoder.state_dict().values(), model.encoder.state_dict().values()))
-    from dataclasses import asdict
-    opt = SegmentationModule(net, asdict(config), torch.ones(3), ["a", "b", "c"]).configure_optimizers()
+    opt = SegmentationModule(net, config, torch.ones(3), ["a", "b", "c"]).configure_optimizers()
     assert [g["lr"] for g in opt.param_groups] == [1e-3, 1e-3]  # the default: lr on the whole U-Net
-    split = asdict(FinetuneConfig(init=str(tiny_run), lr_contracting_init=1e-4, **TINY))
+    split = FinetuneConfig(init=str(tiny_run), lr_contracting_init=1e-4, **TINY)
     opt = SegmentationModule(net, split, torch.ones(3), ["a", "b", "c"]).configure_optimizers()
     assert [g["lr"] for g in opt.param_groups] == [1e-4, 1e-3]  # the paper's rule, which its profile keeps
     assert profile_settings("paper", "finetune")["lr_contracting_init"] == 1e-4
     assert "lr_contracting_init" not in profile_settings("cpu", "finetune")
     with pytest.raises(ValueError, match=r"lr_contracting_init must lie in \(0, inf\), got 0.0"):
         FinetuneConfig(lr_contracting_init=0.0)
-    scratch = SegmentationModule(net, asdict(FinetuneConfig(**TINY)), torch.ones(3), ["a", "b", "c"])
+    scratch = SegmentationModule(net, FinetuneConfig(**TINY), torch.ones(3), ["a", "b", "c"])
     assert [g["lr"] for g in scratch.configure_optimizers().param_groups] == [1e-3]
-
-
-def test_head_warmup_trains_only_the_classifier_first(tiny_run, synth_data, tmp_path):
-    init = read_model_file(tiny_run)["state_dict"]
-    warm = finetune(synth_data, tmp_path / "warm", FinetuneConfig(init=str(tiny_run), steps=6, head_warmup=6,
-                                                                 val_every=6, select="last", **TINY))
-    after = read_model_file(warm["run"])["state_dict"]
-    changed = {k for k in after if not torch.equal(after[k], init[k])}
-    assert changed == {"classifier.weight", "classifier.bias"}  # BatchNorm statistics included
-    both = finetune(synth_data, tmp_path / "both", FinetuneConfig(init=str(tiny_run), steps=8, head_warmup=6,
-                                                                 val_every=8, select="last", **TINY))
-    after = read_model_file(both["run"])["state_dict"]
-    assert not torch.equal(after["encoder.stages.0.0.weight"], init["encoder.stages.0.0.weight"])
-    with pytest.raises(ValueError, match=r"head_warmup must lie in \[0, 10\], got 11"):
-        FinetuneConfig(steps=10, head_warmup=11)
 
 
 def test_nan_loss_raises_clear_error(synth_data, tmp_path):
@@ -101,43 +85,6 @@ def test_bad_runtime_options_are_refused_before_anything_is_written(synth_data, 
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("frozen", [0, 6])
-def test_pretrained_batchnorm_statistics_survive_fine_tuning_when_frozen(pscl_pretraining, synth_data, tmp_path, frozen):
-    run = tmp_path / "ft"
-    finetune(synth_data, run, FinetuneConfig(init=str(pscl_pretraining), steps=6, val_every=6, select="last",
-                                             bn_frozen_steps=frozen, **TINY))
-    before, after = read_model_file(pscl_pretraining)["state_dict"], read_model_file(run)["state_dict"]
-    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
-    assert stats
-    kept = [torch.equal(before[k], after[k]) for k in stats]
-    if frozen:
-        assert all(kept)
-        weights = [k for k in stats if k.replace("running_mean", "weight") in before and k.endswith("running_mean")]
-        # the affine parameters still train
-        assert any(not torch.equal(before[k.replace("running_mean", "weight")], after[k.replace("running_mean", "weight")])
-                   for k in weights)
-    else:
-        assert not any(kept)
-
-
-def test_rare_class_crops_show_the_rare_class_and_leave_the_stream_alone_when_off():
-    from pscl.data.crops import RandomCropDataset
-    from pscl.train.finetune import rarest_classes
-    mask = np.zeros((200, 200), np.uint8)
-    mask[:, 100:] = 1
-    mask[20:26, 150:190] = 2  # a thin defect: 0.6 % of the pixels
-    image = np.random.default_rng(0).random((200, 200)).astype(np.float32)
-    assert rarest_classes([mask], 4, 2) == [2, 1]  # class 3 is absent: never targeted
-    shown = {}
-    for share in (0.0, 0.5):
-        data = RandomCropDataset([image], [mask], 48, 200, seed=1, rare_share=share, rare_classes=[2])
-        shown[share] = np.mean([(data[i][1] == 2).any().item() for i in range(200)])
-    assert shown[0.0] < 0.3 and shown[0.5] > shown[0.0] + 0.35, shown
-    plain = RandomCropDataset([image], [mask], 48, 10, seed=1)
-    off = RandomCropDataset([image], [mask], 48, 10, seed=1, rare_share=0.0, rare_classes=[2])
-    assert all(torch.equal(plain[i][0], off[i][0]) for i in range(10))
-
-
 def test_photometric_crops_change_the_pixels_not_the_labels_and_are_reproducible():
     from pscl.data.crops import RandomCropDataset
     mask = np.zeros((100, 100), np.uint8)
@@ -154,11 +101,9 @@ def test_photometric_crops_change_the_pixels_not_the_labels_and_are_reproducible
 
 
 def test_poly_schedule_decays_every_learning_rate_to_zero():
-    from dataclasses import asdict
-
     from pscl.train.finetune import SegmentationModule
     from pscl.nn import UNet
-    config = asdict(FinetuneConfig(steps=10, lr_schedule="poly", init="x", lr_contracting_init=1e-4, **TINY))
+    config = FinetuneConfig(steps=10, lr_schedule="poly", init="x", lr_contracting_init=1e-4, **TINY)
     setup = SegmentationModule(UNet(3, TINY["widths"]), config, torch.ones(3), ["a", "b", "c"]).configure_optimizers()
     optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
     seen = []
@@ -171,25 +116,6 @@ def test_poly_schedule_decays_every_learning_rate_to_zero():
     assert [g["lr"] for g in optimizer.param_groups] == [0.0, 0.0]
     with pytest.raises(ValueError, match="lr_schedule must be one of constant, poly"):
         FinetuneConfig(lr_schedule="cosine")
-
-
-def test_ema_saves_the_averaged_weights_and_resumes_them(synth_data, tmp_path):
-    """With a decay near 1 the average stays at the weights of the first step (the average starts as
-    them); a resumed EMA run equals an uninterrupted one."""
-    def weights(name: str, steps: int, resume: bool = False, **options) -> dict:
-        config = FinetuneConfig(steps=steps, val_every=5, select="last", **TINY, **options)
-        finetune(synth_data, tmp_path / name, config, resume=resume)
-        return read_model_file(tmp_path / name)["state_dict"]
-
-    first, plain, averaged = weights("first", 1), weights("plain", 15), weights("ema", 15, ema=0.99999)
-    conv = "encoder.stages.0.0.weight"
-    assert torch.allclose(averaged[conv].float(), first[conv].float(), atol=1e-4)
-    assert not torch.allclose(plain[conv].float(), first[conv].float(), atol=1e-3)
-    with pytest.raises(ValueError, match="ema"):
-        FinetuneConfig(ema=1.0)
-    weights("resumed", 10, ema=0.9)  # "killed" at 10
-    resumed, straight = weights("resumed", 15, resume=True, ema=0.9), weights("straight", 15, ema=0.9)
-    assert all(torch.allclose(straight[k].float(), resumed[k].float(), atol=1e-5) for k in straight)
 
 
 def test_seeds_keep_the_member_best_on_val_and_members_are_plain_runs(synth_data, tmp_path):
@@ -217,10 +143,8 @@ def test_seeds_keep_the_member_best_on_val_and_members_are_plain_runs(synth_data
 
 @pytest.mark.parametrize("option, message", [
     (dict(dice_weight=1.5), r"dice_weight must lie in \[0, 1\], got 1.5"),
-    (dict(rare_classes=0), r"rare_classes must lie in \[1, inf\), got 0"),
     (dict(semi_threshold=0.0), r"semi_threshold must lie in \(0, 1\], got 0.0"),
     (dict(semi_threshold=0.7, semi_floor=0.8), r"semi_floor must lie in \[0, 0.7\], got 0.8"),
-    (dict(bn_frozen_steps=-1), r"bn_frozen_steps must lie in \[0, inf\), got -1"),
     (dict(steps=10, semi_start=10), r"semi_start must lie in \[0, steps\) or be -1"),
 ])
 def test_each_bad_option_is_named_with_its_bounds(option, message):

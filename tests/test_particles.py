@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pscl.metallography.calibration import Calibration
+from pscl.data.calibration import Calibration
 from pscl.metallography.particles import measure_objects, objects_csv, summarise
 
 

@@ -113,7 +113,7 @@ def test_short_pscl_pretraining_improves_one_shot_finetuning_over_scratch(pscl_p
     4 of 6). The advantage is a head
     start: with 40 fine-tuning steps it is +0.04 / -0.10, with 60 steps -0.03, as scratch learns this
     easy synthetic set quickly. (On MetalDAM, at the bench budget, there is not even a head start:
-    benchmarks/diagnostics-metaldam §9.)
+    benchmarks/pretraining/diagnostics-metaldam §9.)
     """
     differences = []
     for round_index in (0, 1):
@@ -132,7 +132,7 @@ def test_short_pscl_pretraining_improves_one_shot_finetuning_over_scratch(pscl_p
 
 
 def test_guidance_diagnostic_reports_both_protocols_per_scale_and_class(pscl_pretraining, synth_data):
-    from pscl.methods.guidance import compare_protocols, guidance_table
+    from pscl.studies.guidance import compare_protocols, guidance_table
     result = compare_protocols(synth_data, pscl_pretraining, steps=3, profile=None)
     paper, current = result["paper"], result["current"]
     assert paper["protocol"]["template_purity"] == 0 and current["protocol"]["decline"] is True

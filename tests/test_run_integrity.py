@@ -56,8 +56,8 @@ def _run_killed(module, monkeypatch, kills: list[tuple[int, bool]], run) -> None
 
 def _same_model(a: Path, b: Path) -> None:
     pa, pb = read_model_file(a), read_model_file(b)
-    assert {k: pa.get(k) for k in ("selected", "val_dice_fg", "steps")} == \
-        {k: pb.get(k) for k in ("selected", "val_dice_fg", "steps")}
+    keys = ("selected", "val_dice_fg", "holdout_dice_fg", "semi_guard", "steps")
+    assert {k: pa.get(k) for k in keys} == {k: pb.get(k) for k in keys}
     assert all(torch.allclose(pa["state_dict"][k].float(), pb["state_dict"][k].float(), atol=1e-5)
                for k in pa["state_dict"])
 
@@ -65,9 +65,10 @@ def _same_model(a: Path, b: Path) -> None:
 @pytest.mark.parametrize("draw", range(3))
 def test_a_run_killed_at_random_steps_and_resumed_ends_as_the_straight_run(synth_data, tmp_path, monkeypatch, draw):
     """Property: 1-3 kills at random steps (some while validating), each followed by --resume, give
-    the straight run's model.pt: the same weights, selected checkpoint, val score and step count."""
+    the straight run's model.pt: the same weights, selected checkpoint, val score and step count (and for a
+    guarded semi-supervised run, the same held-out scores before and after self-training and decision)."""
     rng = np.random.default_rng(draw)
-    options = [dict(select="val"), dict(select="val", lr_schedule="poly"), dict(select="last", semi=True)][draw]
+    options = [dict(select="val"), dict(select="val", lr_schedule="poly"), dict(select="last", semi=True, semi_start=10)][draw]
     config = lambda: FinetuneConfig(steps=30, val_every=10, **options, **TINY)  # noqa: E731
     finetune(synth_data, tmp_path / "straight", config())
     kills = sorted((int(s), bool(v)) for s, v in zip(rng.choice(np.arange(1, 30), rng.integers(1, 4), replace=False),

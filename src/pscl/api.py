@@ -16,24 +16,12 @@ import pscl
 from pscl.data.folders import DatasetFolder, check_dataset, load_dataset
 from pscl.data.synth import synthesize_dataset
 from pscl.inference.evaluate import evaluate
-from pscl.train.finetune import FinetuneConfig, finetune
-from pscl.methods import METHODS, PretrainConfig
+from pscl.train.finetune import FinetuneConfig, finetune, finetune_config
+from pscl.methods import METHODS, PretrainConfig, pretrain_config
 from pscl.inference.predict import predict, segment
 from pscl.train.pretrain import pretrain
 from pscl.studies.probe import ProbeConfig, linear_probe
-from pscl.profiles import PROFILES, method_options, profile_settings
-
-
-def finetune_config(profile: str | None = None, **overrides) -> FinetuneConfig:
-    """A FinetuneConfig from a named profile's budget, with explicit overrides on top."""
-    return FinetuneConfig(**{**profile_settings(profile, "finetune"), **overrides})
-
-
-def pretrain_config(profile: str | None = None, **overrides) -> PretrainConfig:
-    """A PretrainConfig from a named profile's budget, with explicit overrides on top."""
-    method = overrides.get("method", "simclr")
-    options = {**method_options(profile, method), **overrides.pop("options", {})}
-    return PretrainConfig(**{**profile_settings(profile, "pretrain"), **overrides, "options": options})
+from pscl.profiles import PROFILES
 
 
 DEMO_SETTINGS = dict(widths=(16, 32, 64, 128), crop=128, batch_size=8, steps=300, val_every=100)

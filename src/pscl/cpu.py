@@ -1,11 +1,11 @@
 """The machine's fast path: precision and memory layout, read from the CPU's flags and vendor.
 
-Measured (``benchmarks/speed-*``), U-Net training and prediction steps:
+Measured (``benchmarks/speed/*``), U-Net training and prediction steps:
 
 - bf16 autocast pays where the CPU's oneDNN kernels multiply bf16 fast: Intel AMX tiles
   (``amx_bf16``) and AMD EPYC with AVX512-BF16 (Zen 4: 2.0-2.3x over fp32 channels_last at the
-  paper's sizes, 3.15x over fp32 NCHW on a PSCL-SimCLR step; ``benchmarks/speed-epyc-zen4``; Zen 5:
-  3.83x, fine-tuning 3.94x; ``benchmarks/speed-epyc-zen5``). An Intel Xeon that shows
+  paper's sizes, 3.15x over fp32 NCHW on a PSCL-SimCLR step; ``benchmarks/speed/epyc-zen4``; Zen 5:
+  3.83x, fine-tuning 3.94x; ``benchmarks/speed/epyc-zen5``). An Intel Xeon that shows
   ``avx512_bf16`` but no AMX (tiles hidden by the hypervisor) gained nothing (fine-tuning 1.02x,
   PSCL 0.82x, prediction 0.94-1.06x), and CPUs without native bf16 emulate it, several times slower.
   ``precision="auto"`` therefore means bf16-mixed on GPUs, AMX and AMD AVX512-BF16; fp32 elsewhere.

@@ -72,7 +72,7 @@ def score_split(ds, split: str, labels_of: Callable[[np.ndarray], np.ndarray]) -
     ``miou_per_image`` is the convention of many segmentation papers, not the paper's: per image the mean IoU
     over the classes its mask holds (false alarms of a class the image lacks are not counted), then the mean
     over images. On MetalDAM it is 0.62 where the pooled ``miou`` is 0.39 for one model
-    (``benchmarks/metric-conventions-metaldam``); use it only to compare with figures computed that way."""
+    (``benchmarks/fine-tuning/metric-conventions-metaldam``); use it only to compare with figures computed that way."""
     if ds.classes is None:
         raise DataError(f"{ds.root}: evaluation needs a dataset folder with dataset.json and masks")
     cm = np.zeros((ds.num_classes,) * 2, dtype=np.int64)

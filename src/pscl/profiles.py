@@ -6,8 +6,8 @@ how many images a dataset has.
 * ``quick``: a 2-core CPU; U-Net widths 16/32/64/128 (half the paper's); fine-tuning 400 steps of
   8 crops of 128 px; pretraining 200 steps of 16 crops of 96 px. Sized so that the whole MetalDAM
   comparison (9 methods, 1 shot, 5 rounds: 14 pretrainings, 36 fine-tunings) fits 2.5 h on 2 cores.
-* ``cpu``: ``quick``'s sizes at the budgets where the MetalDAM curves flatten (``benchmarks/convergence-metaldam*``,
-  ``benchmarks/pretrain-budget-metaldam``): fine-tuning 1500 steps with poly lr (one annotated image: val Dice (fg)
+* ``cpu``: ``quick``'s sizes at the budgets where the MetalDAM curves flatten (``benchmarks/fine-tuning/convergence-metaldam*``,
+  ``benchmarks/pretraining/pretrain-budget-metaldam``): fine-tuning 1500 steps with poly lr (one annotated image: val Dice (fg)
   0.25 at 400-750 steps, 0.34-0.39 from 1000 on), pretraining 800 steps (PSCL-SimCLR's linear probe: 0.205, 0.270,
   0.312 at 200, 800, 3200 steps). About 5-6 min a fine-tuning and 10-12 min a PSCL pretraining on one Zen 5 core
   (4, 5.5 and 1.8 for a label-free pretraining on one core of an AMX Xeon, 2026-12-04):

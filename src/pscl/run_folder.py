@@ -5,8 +5,10 @@ Layout::
     RUN/config.json              the full config of the run (written once its inputs are checked)
     RUN/model.pt                 the selected U-Net (pscl.checkpoints); its presence means "finished"
     RUN/forest.pkl               the random forest's model file (pscl.train.forest), likewise
-    RUN/checkpoints/last.ckpt    Lightning's resume point; best.ckpt: best on val
-    RUN/logs*/metrics.csv        one log per (resumed) session
+    RUN/checkpoints/last.ckpt    Lightning's resume point; best.ckpt: best on val (or on the held-out annotation);
+                                 pre-semi.ckpt: before self-training (pscl.train.guard)
+    RUN/logs/metrics.csv         the log; logs-resumed-<N>/metrics.csv: one per resumed session
+    RUN/seed<S>/                 a member run of a several-seed fine-tuning
     RUN/wall.json                wall-clock seconds (the bench)
     RUN/eval_<dataset>_<split>.json
 
@@ -30,12 +32,14 @@ MODEL_FILE = "model.pt"
 FOREST_FILE = "forest.pkl"
 WALL_FILE = "wall.json"
 CHECKPOINTS = "checkpoints"
+LAST, BEST = "last", "best"  # the checkpoints' names (Lightning adds .ckpt)
+LOGS = "logs"
 
 # run-time choices, paths and what a run fills in from the data: not settings of the run
 NOT_SETTINGS = frozenset({"progress", "init", "dataset", "accelerator", "devices", "jobs", "annotated", "classes",
                           "geometry"})
 # settings whose default changed after runs that lack them were recorded: the value those runs used
-LEGACY_DEFAULTS = {"photometric": 0.0}
+LEGACY_DEFAULTS = {"photometric": 0.0, "semi_guard": False}
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,27 @@ class RunFolder:
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.checkpoints / "last.ckpt"
+        return self.checkpoints / f"{LAST}.ckpt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / f"{BEST}.ckpt"
+
+    @property
+    def pre_semi_checkpoint(self) -> Path:
+        """The model at the end of a semi-supervised run's supervised-only phase (pscl.train.guard)."""
+        return self.checkpoints / "pre-semi.ckpt"
+
+    def log_name(self, resuming: bool) -> str:
+        """The log folder of a training session: ``logs``, or a new ``logs-resumed-<N>`` for a resumed one
+        (Lightning's CSV logger would wipe the earlier log)."""
+        if not resuming:
+            return LOGS
+        return f"{LOGS}-resumed-{len(list(self.path.glob(f'{LOGS}-resumed-*'))) + 1}"
+
+    def member(self, seed: int) -> "RunFolder":
+        """The run of seed ``seed`` in a several-seed fine-tuning."""
+        return RunFolder(self.path / f"seed{seed}")
 
     def lock(self):
         """Hold the folder for this process while the ``with`` block runs (:func:`pscl.lock.folder_lock`):

@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from pscl.bench.learners import learner_for
-from pscl.bench.spec import is_full, method_run, parse_method
+from pscl.bench.layout import BenchFolder
+from pscl.bench.spec import Method, is_full
 from pscl.files import atomic_write
 
 
 def _model(out: Path, spec: str, round_index: int):
     """(learner, run folder) of a method's round, and whether that run holds a model on this machine."""
-    learner = learner_for(parse_method(spec)[0])
-    run = method_run(out, spec, f"round{round_index}")
+    learner = learner_for(Method.parse(spec).name)
+    run = BenchFolder(out).run(spec, f"round{round_index}")
     return learner, run, learner.model_file(run).exists()
 
 
@@ -79,6 +80,6 @@ def figure(out: str | Path, ds, summary: dict, stem: str | None = None) -> Path 
         a.axis("off")
     fig.suptitle(f"test image {stem}", fontsize=8, y=0.02)
     fig.tight_layout()
-    path = atomic_write(out / "figure.png", lambda p: fig.savefig(p, format="png", dpi=90))
+    path = atomic_write(BenchFolder(out).figure, lambda p: fig.savefig(p, format="png", dpi=90))
     plt.close(fig)
     return path

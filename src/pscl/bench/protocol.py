@@ -26,13 +26,13 @@ from typing import Callable
 from pscl.bench.figure import figure
 from pscl.bench.learners import learner_for
 from pscl.bench.tables import collect
-from pscl.bench.spec import (METHODS, evaluation_options, folder_name, is_full, method_run, parse_method,
-                             pretraining_name)
+from pscl.bench.layout import BenchFolder
+from pscl.bench.spec import METHODS, Method, is_full
 from pscl.data.folders import load_dataset
 from pscl.errors import DataError
 from pscl.files import check_writable, write_text
 from pscl.lock import FolderInUse, wait_until_free
-from pscl.methods import GUIDED, METHODS as PRETRAIN_METHODS, PretrainConfig
+from pscl.methods import GUIDED, PretrainConfig
 from pscl.profiles import method_options, profile_settings
 from pscl.provenance import provenance
 from pscl.run_folder import RunFolder, check_recorded
@@ -50,7 +50,7 @@ def _pretrained(data: Path, spec: str, profile: str, out: Path, seed: int, progr
     config = pretraining_config(spec, profile, seed, shots, round_index, stems, progress)
     if config is None:
         return None, 0.0
-    run = pretraining_run(out, spec, tag)
+    run = BenchFolder(out).pretraining(spec, tag)
     folder = RunFolder(run)
     # a label-free pretraining serves every round and shot count
     folder.check_settings(config, () if config.method in GUIDED else ("shots", "round", "annotated_in_batch"))
@@ -72,20 +72,13 @@ def pretraining_config(spec: str, profile: str, seed: int, shots: int = 1, round
     """The pretraining a bench method makes (None for scratch, full and forest). A variant's ``seed``
     (``pscl-simclr:seed=1``) overrides the bench seed for the pretraining only: the fine-tuning keeps the
     bench seed unless ``ft.seed`` says otherwise, so the two sources of noise can be measured apart."""
-    method, variant_options, variant_fields, _ = parse_method(spec)
-    if method not in PRETRAIN_METHODS:
+    method = Method.parse(spec)
+    if not method.pretrains:
         return None
-    settings = {"seed": seed, **profile_settings(profile, "pretrain"), **variant_fields}
-    return PretrainConfig(method=method, progress=progress, shots=shots, round=round_index,
-                          annotated=list(stems or []) if method in GUIDED else [],
-                          options={**method_options(profile, method), **variant_options}, **settings)
-
-
-def pretraining_run(out: Path, spec: str, tag: str) -> Path:
-    """The folder of the pretraining a bench method fine-tunes from: ``OUT/pretrain/<pretraining>``,
-    per draw (``tag``: "round<R>" or "suggest") for guided methods, once for label-free ones. Variants
-    that differ only in fine-tuning or evaluation share it (:func:`pscl.bench.spec.pretraining_name`)."""
-    return out / "pretrain" / folder_name(pretraining_name(spec)) / (tag if parse_method(spec)[0] in GUIDED else "")
+    settings = {"seed": seed, **profile_settings(profile, "pretrain"), **method.pretrain}
+    return PretrainConfig(method=method.name, progress=progress, shots=shots, round=round_index,
+                          annotated=list(stems or []) if method.name in GUIDED else [],
+                          options={**method_options(profile, method.name), **method.options}, **settings)
 
 
 def _check_method_options(folder: RunFolder, config) -> None:
@@ -110,8 +103,8 @@ def _check_method_options(folder: RunFolder, config) -> None:
 def method_config(spec: str, round_index: int, shots: int, profile: str, seed: int,
                   stems: list[str] | None = None, progress: bool = False, init: Path | None = None):
     """The config the bench trains ``spec`` with on one draw (fine-tuning, or the forest's)."""
-    method, _, _, finetune_fields = parse_method(spec)
-    return learner_for(method).config(finetune_fields, round_index, shots, profile, seed, stems, progress, init)
+    method = Method.parse(spec)
+    return learner_for(method.name).config(method.finetune, round_index, shots, profile, seed, stems, progress, init)
 
 
 def _run_one(data: Path, spec: str, round_index: int, shots: int, profile: str, out: Path, seed: int,
@@ -119,11 +112,11 @@ def _run_one(data: Path, spec: str, round_index: int, shots: int, profile: str, 
     """Train and evaluate one method on one draw of annotated images: the round's (``stems`` None)
     or explicit ``stems`` under the name ``tag``."""
     tag = tag or f"round{round_index}"
-    run = method_run(out, spec, tag)
-    learner = learner_for(parse_method(spec)[0])
+    run, method = BenchFolder(out).run(spec, tag), Method.parse(spec)
+    learner = learner_for(method.name)
     init, pretrain_s = _pretrained(data, spec, profile, out, seed, progress, shots, round_index, tag, stems)
     config = method_config(spec, round_index, shots, profile, seed, stems, progress, init)
-    evaluation = evaluation_options(spec)
+    evaluation = method.evaluation
     t0 = time.time()
     learner.train(data, run, config)
     t1 = time.time()
@@ -142,19 +135,14 @@ def suggested_stems(data: Path, out: Path, shots: int, profile: str, seed: int, 
     from pscl.studies.suggest import SuggestConfig, suggest
 
     config = SuggestConfig(k=shots, seed=seed)
-    cached = out / "suggest" / "suggestions.json"
+    cached = BenchFolder(out).suggest / "suggestions.json"
     if cached.exists():
         saved = json.loads(cached.read_text())
         if all(saved["config"].get(k) == v for k, v in asdict(config).items() if k != "init"):
             return saved["chosen"]
     init, _ = _pretrained(data, "simclr", profile, out, seed, progress, shots, 0, "round0")
     config.init = str(init)
-    return suggest(data, out / "suggest", config)["chosen"]
-
-
-def result_file(out: Path, spec: str, name: str) -> Path:
-    """Where a method's result of one round (``round<R>``) or of the suggested pick lies."""
-    return out / "results" / folder_name(spec) / f"{name}.json"
+    return suggest(data, BenchFolder(out).suggest, config)["chosen"]
 
 
 def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHODS), shots: int = 1,
@@ -176,16 +164,16 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
         raise ValueError(f"only_rounds {sorted(only_rounds)} must lie in 0..{rounds - 1} (rounds {rounds})")
     data, out = Path(data), Path(out)
     for m in methods:
-        parse_method(m)  # unknown names and malformed variants fail before any work
+        Method.parse(m)  # unknown names and malformed variants fail before any work
     ds = load_dataset(data)
-    check_writable(out / "results.json")
+    check_writable(BenchFolder(out).results_json)
     report = lambda: collect(out, ds.name, ds.classes, shots, profile, command)  # noqa: E731
     # round-major, so that an interrupted bench already compares every method on its first rounds
     for r in (r for r in range(rounds) if only_rounds is None or r in only_rounds):
         for method in methods:
             if is_full(method) and r > 0:  # trained on the whole train split: one run
                 continue
-            path = result_file(out, method, f"round{r}")
+            path = BenchFolder(out).result(method, f"round{r}")
             if path.exists():
                 check_recorded(path, json.loads(path.read_text())["config"],
                                method_config(method, r, shots, profile, seed))
@@ -202,7 +190,7 @@ def run_bench(data: str | Path, out: str | Path, methods: list[str] = list(METHO
         # resumes or reuses the runs of the old one
         tag = "suggest-" + "+".join(stems)
         for method in (m for m in methods if not is_full(m)):
-            path = result_file(out, method, "suggest")
+            path = BenchFolder(out).result(method, "suggest")
             cached = json.loads(path.read_text()) if path.exists() else None
             if cached is not None and cached["annotated"] == stems:
                 check_recorded(path, cached["config"], method_config(method, 0, shots, profile, seed, stems))
@@ -231,9 +219,9 @@ def rebuild_report(data: str | Path, out: str | Path) -> dict:
     shots, profile and its budget stay those recorded in ``OUT/results.json`` (a profile changed since
     does not rewrite what the results were made with)."""
     data, out = Path(data), Path(out)
-    if not (out / "results.json").exists():
+    if not BenchFolder(out).results_json.exists():
         raise DataError(f"{out}: no results.json to rebuild a report from (run the bench first)")
-    recorded = json.loads((out / "results.json").read_text())
+    recorded = json.loads(BenchFolder(out).results_json.read_text())
     ds = load_dataset(data)
     summary = collect(out, ds.name, ds.classes, recorded["shots"], recorded["profile"], recorded["command"],
                       _as_written(recorded.get("profile_settings")))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pscl.bench.layout import BenchFolder
 from pscl.bench.spec import is_full, method_order
 from pscl.bench.statistics import paired_difference
 from pscl.files import write_text
@@ -18,7 +19,7 @@ def _results_by_method(out: Path) -> dict[str, tuple[list[dict], dict | None]]:
     """Every method's round results and suggested-pick result in ``OUT/results``, by the method spec
     each file records (folder names are the specs made portable)."""
     found = {}
-    for folder in sorted(p for p in (out / "results").glob("*") if p.is_dir()):
+    for folder in sorted(p for p in BenchFolder(out).results.glob("*") if p.is_dir()):
         rows = [json.loads(p.read_text()) for p in sorted(folder.glob("round*.json"))]
         suggested = json.loads((folder / "suggest.json").read_text()) if (folder / "suggest.json").exists() else None
         if rows:
@@ -55,8 +56,8 @@ def collect(out: Path, name: str, classes: list[str], shots: int, profile: str, 
     summary = {"dataset": name, "shots": shots, "profile": profile,
                "profile_settings": budget or {stage: profile_settings(profile, stage) for stage in ("pretrain", "finetune")},
                "command": command, **provenance(), "methods": table}
-    write_text(out / "results.json", json.dumps(summary, indent=1, default=float))
-    write_text(out / "report.md", report(summary, classes))
+    write_text(BenchFolder(out).results_json, json.dumps(summary, indent=1, default=float))
+    write_text(BenchFolder(out).report, report(summary, classes))
     return summary
 
 

@@ -33,14 +33,16 @@ def bench_run(data: Path = typer.Argument(..., help="dataset folder"),
     """Run the paper's protocol (resumable) and write report.md, results.json and figure.png."""
     if report_only:
         from pscl.bench import rebuild_report
+        from pscl.bench.layout import BenchFolder
         rebuild_report(data, out)
-        console.print(f"written: {out / 'report.md'}")
+        console.print(f"written: {BenchFolder(out).report}")
         return
     from pscl.bench import run_bench
+    from pscl.bench.layout import BenchFolder
     subset = list(ints(only_rounds, "--only-rounds")) if only_rounds.strip() else None
     run_bench(data, out, methods.split(","), shots=shots, rounds=rounds, profile=profile, seed=seed,
               progress=progress, log=console.print, command=_command(), pick=pick, only_rounds=subset)
-    console.print((out / "report.md").read_text())
+    console.print(BenchFolder(out).report.read_text())
 
 
 @bench_app.command("speed")

@@ -10,6 +10,13 @@ import typer
 from pscl.cli.common import (ACCELERATOR, DEVICES, OVERWRITE, PRECISION, PROFILE, RESUME, SEED, api, app, console,
                              err, errors_exit, ints, print_scores, profile_option)
 
+# the options of `pscl finetune` that are FinetuneConfig fields of the same name (None: the profile's or the
+# config's default); tests/test_cli.py checks that every config field a user sets has its option here
+FINETUNE_OPTIONS = ("shots", "round", "all_train", "init", "steps", "batch_size", "crop", "lr", "widths", "norm",
+                    "val_every", "orientation", "select", "seed", "lr_contracting_init", "lr_schedule",
+                    "class_weight_power", "dice_weight", "jitter", "photometric", "seeds", "semi", "semi_weight",
+                    "semi_threshold", "semi_ema", "semi_floor", "semi_class_thresholds", "semi_start", "semi_align",
+                    "semi_align_mix", "semi_guard", "accelerator", "devices", "precision", "progress")
 NORM_HELP = "U-Net norm: batch (default), instance, group; +ln adds the paper's per-pixel LayerNorm to each decoder block (batch+ln)"
 
 
@@ -36,9 +43,6 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
              lr_contracting_init: Optional[float] = typer.Option(
                  None, help="with --init: lr of the contracting path (default: --lr; the paper: 1e-4)"),
              lr_schedule: Optional[str] = typer.Option(None, help="constant (default) or poly: lr x (1 - step/steps)^0.9"),
-             head_warmup: Optional[int] = typer.Option(None, help="with --init: first steps train only the classifier (LP-FT)"),
-             bn_frozen_steps: Optional[int] = typer.Option(
-                 None, help="with --init: BatchNorm keeps the pretrained statistics for the first N steps (default 0)"),
              class_weight_power: Optional[float] = typer.Option(
                  None, help="cross-entropy weight ∝ pixel share^-power (default 0.5; 0 = unweighted)"),
              dice_weight: Optional[float] = typer.Option(None, help="loss = (1 - d) CE + d soft Dice (default 0.5)"),
@@ -46,13 +50,8 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
              photometric: Optional[float] = typer.Option(
                  None, help="strong photometric augmentation (brightness, contrast, gamma, blur, noise): probability of "
                             "each effect on a crop (default 0.8; 0: the mild jitter only)"),
-             rare_crops: Optional[float] = typer.Option(
-                 None, help="share of crops centred on the annotated image's rarest classes (default 0)"),
-             rare_classes: Optional[int] = typer.Option(None, help="how many of the rarest classes --rare-crops targets (default 2)"),
              seeds: Optional[int] = typer.Option(
                  None, help="fine-tune this many seeds (--seed, +1, ...) in OUT/seed<S> and keep the one best on val"),
-             ema: Optional[float] = typer.Option(
-                 None, help="decay of a moving average of the weights that is validated, selected and saved (default 0: off)"),
              semi: bool = typer.Option(False, "--semi", help="semi-supervised: also learn from unlabeled/ and train images"),
              semi_weight: Optional[float] = typer.Option(None, help="--semi: weight of the unlabelled loss (default 1)"),
              semi_threshold: Optional[float] = typer.Option(None, help="--semi: confidence cap of the surest class (default 0.9)"),
@@ -69,20 +68,14 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
              semi_align_mix: Optional[float] = typer.Option(
                  None, help="--semi-align: share of the target taken from the warmed-up teacher's own class shares on "
                             "the unlabelled images instead of the annotated image's (default 0)"),
+             semi_guard: Optional[bool] = typer.Option(
+                 None, "--semi-guard/--no-semi-guard",
+                 help="--semi with --select last: hold a fifth of the annotation out and keep the model from before "
+                      "self-training if self-training lowered its Dice (default on)"),
              accelerator: str = ACCELERATOR, devices: str = DEVICES, precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
-    if init is not None and (norm is not None or widths is not None):  # the pretrained U-Net decides both
-        from pscl.checkpoints import read_model_file
-        payload = read_model_file(init)
-        init_norm, init_widths = payload.get("norm", "batch"), tuple(payload["widths"])
-        if norm is not None and norm != init_norm:
-            raise ValueError(f"--norm {norm} differs from the norm of --init {init} ({init_norm}): "
-                             "the pretrained U-Net decides it")
-        if widths is not None and ints(widths) != init_widths:
-            raise ValueError(f"--widths {widths} differs from the widths of --init {init} "
-                             f"({','.join(map(str, init_widths))}): the pretrained U-Net decides them")
-    if select is None:  # without val masks: the last model (measured better than holdout: benchmarks/user-protocol-*)
+    if select is None:  # without val masks: the last model (measured better than holdout: benchmarks/user-protocol/*)
         from pscl.data.folders import load_dataset
         from pscl.profiles import profile_settings
         profile_settings(profile, "finetune")  # (a wrong --profile is named before the data is read)
@@ -90,22 +83,11 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
         if select == "last":
             err.print(f"note: {data} has no val split: the model of the last step is kept (--select last)",
                       highlight=False)
-    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, val_every=val_every,
-                                       lr_contracting_init=lr_contracting_init, head_warmup=head_warmup,
-                                       lr_schedule=lr_schedule,
-                                       bn_frozen_steps=bn_frozen_steps,
-                                       class_weight_power=class_weight_power,
-                                       dice_weight=dice_weight, jitter=jitter, photometric=photometric, rare_crops=rare_crops,
-                                       rare_classes=rare_classes, ema=ema, seeds=seeds, semi_weight=semi_weight,
-                                       semi_threshold=semi_threshold, semi_ema=semi_ema,
-                                       semi_floor=semi_floor, semi_class_thresholds=semi_class_thresholds,
-                                       semi_start=semi_start, semi_align=semi_align,
-                                       semi_align_mix=semi_align_mix, norm=norm,
-                                       widths=ints(widths) if widths else None).items() if v is not None}
-    config = api.finetune_config(profile, shots=shots, round=round, all_train=all_train, semi=semi,
-                                 init=str(init) if init else None, select=select, seed=seed, orientation=orientation,
-                                 accelerator=accelerator, devices=int(devices) if devices.isdigit() else devices,
-                                 precision=precision, progress=progress, **overrides)
+    given = {k: v for k, v in locals().items() if k in FINETUNE_OPTIONS and v is not None}
+    given["widths"] = ints(widths) if widths else None
+    config = api.finetune_config(profile, **{**{k: v for k, v in given.items() if v is not None},
+                                             "init": str(init) if init else None, "select": select,
+                                             "devices": int(devices) if devices.isdigit() else devices})
     summary = api.finetune(data, out, config, resume=resume, overwrite=overwrite)
     console.print_json(json.dumps(summary))
 

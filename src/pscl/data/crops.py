@@ -47,8 +47,8 @@ class RandomCropDataset(Dataset):
     """
 
     def __init__(self, images: list[np.ndarray], masks: list[np.ndarray] | None, size: int, length: int,
-                 seed: int = 0, jitter_strength: float = 0.1, augment: bool = True, rare_share: float = 0.0,
-                 rare_classes: list[int] | None = None, photometric: float = 0.0, geometry: str | None = None):
+                 seed: int = 0, jitter_strength: float = 0.1, augment: bool = True,
+                 photometric: float = 0.0, geometry: str | None = None):
         if not images or (masks is not None and len(images) != len(masks)):
             raise ValueError("need at least one image, and as many masks as images (or none)")
         self.with_masks = masks is not None
@@ -63,12 +63,6 @@ class RandomCropDataset(Dataset):
         # strong photometric augmentation (brightness, contrast, gamma, blur, noise; each effect with this
         # probability) on top of the jitter: one annotated image shows one detector setting, the others differ
         self.photometric = StrongPhotometric(p=photometric) if photometric > 0 else None
-        # a share of crops centred on a pixel of one of ``rare_classes`` (thin or small phases that
-        # uniform crops rarely show): (image, class pixels) pairs to draw from
-        self.rare_share, self.rare = rare_share, []
-        if rare_share > 0 and self.with_masks:
-            self.rare = [(k, pix) for k, m in enumerate(self.masks) for pix in class_pixels(m, rare_classes or [])
-                         if len(pix)]
 
     def __len__(self) -> int:
         return self.length
@@ -80,10 +74,6 @@ class RandomCropDataset(Dataset):
         image, mask = self.images[k], self.masks[k]
         y = rng.integers(0, image.shape[0] - self.size + 1)
         x = rng.integers(0, image.shape[1] - self.size + 1)
-        if self.rare and rng.random() < self.rare_share:  # (no extra draw when the share is 0)
-            k, pixels = self.rare[int(rng.integers(len(self.rare)))]
-            image, mask = self.images[k], self.masks[k]
-            y, x = centred_origin(image.shape, self.size, pixels, rng)
         image = image[y:y + self.size, x:x + self.size]
         if not self.with_masks:
             return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]

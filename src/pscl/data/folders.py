@@ -1,6 +1,6 @@
 """Dataset folders: the on-disk format pscl reads, its validation, and the choice of shots.
 
-Layout (see ``../shared/README.md``)::
+Layout (the README's "Data folder")::
 
     DIR/dataset.json      name, classes (index -> name), splits {train, val, test: [stems]}
     DIR/images/<stem>.png micrographs (PNG or TIFF, 8/16-bit, grey/RGB/RGBA)
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pscl.metallography.databar import rows_to_cut
+from pscl.data.databar import rows_to_cut
 from pscl.data.io import (IGNORE_INDEX, is_image_file, load_micrograph, normalize_intensity, read_image, read_mask,
                           require_segmentable)
 from pscl.errors import DataError, DataWarning

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pscl.metallography.databar import cut_data_bar
+from pscl.data.databar import cut_data_bar
 from pscl.errors import DataError  # re-exported: the project-wide input error
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -131,5 +131,5 @@ def normalize_intensity(image: np.ndarray, low: float = 1.0, high: float = 99.0)
 def load_micrograph(path: str | Path, crop_bottom: int | str | None = "auto") -> np.ndarray:
     """Read a micrograph, cut off its SEM data bar and normalise its intensity: what training and
     prediction feed the network. ``crop_bottom``: "auto" detects the band
-    (:mod:`pscl.metallography.databar`), a number cuts that many rows, None keeps every row."""
+    (:mod:`pscl.data.databar`), a number cuts that many rows, None keeps every row."""
     return normalize_intensity(require_segmentable(cut_data_bar(read_image(path), crop_bottom, path)[0], path))

@@ -2,7 +2,7 @@
 
 View 1: intensity jitter only. View 2: independent jitter, then a flip (p 0.5), a rotation by
 k * 90 degrees (k uniform in 0..3) and a crop keeping 80-100 % of each side, resized back to the
-full size (``../shared/docs/pscl-method.md``). Everything runs batched on the tensors' device.
+full size (``docs/method.md``). Everything runs batched on the tensors' device.
 
 Geometry as one affine map per crop. In the normalised coordinates of ``F.affine_grid``
 (``align_corners=False``: the centre of pixel i of n sits at (2i + 1) / n - 1), view 2 is

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pscl.metallography.calibration import MAX_UM_PER_PX, MIN_UM_PER_PX, read_calibration
-from pscl.metallography.databar import cut_data_bar
+from pscl.data.calibration import MAX_UM_PER_PX, MIN_UM_PER_PX, read_calibration
+from pscl.data.databar import cut_data_bar
 from pscl.data.folders import list_images
 from pscl.data.io import is_image_file, normalize_intensity, read_image, require_segmentable
 from pscl.errors import DataError
@@ -82,7 +82,7 @@ def onnx_tile_model(path: str | Path, threads: int = 0) -> tuple[TileModel, dict
         raise DataError(f"{path}: no such ONNX file")
     options = ort.SessionOptions()
     # without the arena, peak memory stays flat in the image size (it kept buffers per tile shape:
-    # +300 MB from 2000² to 10000² micrographs, benchmarks/predict-memory), and it ran no slower
+    # +300 MB from 2000² to 10000² micrographs, benchmarks/speed/predict-memory), and it ran no slower
     options.enable_cpu_mem_arena = False
     if threads:
         options.intra_op_num_threads = threads

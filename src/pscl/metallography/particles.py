@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.measure import label as connected_components, regionprops
 
-from pscl.metallography.calibration import Calibration
+from pscl.data.calibration import Calibration
 
 OBJECT_FIELDS = ("image", "class", "id", "area", "ecd", "aspect_ratio", "centroid_y", "centroid_x", "touches_border")
 

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pscl.metallography.calibration import Calibration
+from pscl.data.calibration import Calibration
 from pscl.data.io import normalize_intensity, read_image, read_mask
 from pscl.errors import DataError
 from pscl.files import write_text

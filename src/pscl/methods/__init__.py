@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pscl.methods.base import PretrainConfig, PretrainMethod
+from pscl.profiles import method_options, profile_settings
 from pscl.methods.byol import BYOL
 from pscl.methods.densecl import DenseCL
 from pscl.methods.moco import MoCo
@@ -21,4 +22,11 @@ def build_method(config: PretrainConfig) -> PretrainMethod:
     return METHODS[config.method](config)
 
 
-__all__ = ["GUIDED", "METHODS", "PretrainConfig", "PretrainMethod", "build_method"]
+def pretrain_config(profile: str | None = None, **overrides) -> PretrainConfig:
+    """A PretrainConfig from a named profile's budget, with explicit overrides on top."""
+    method = overrides.get("method", "simclr")
+    options = {**method_options(profile, method), **overrides.pop("options", {})}
+    return PretrainConfig(**{**profile_settings(profile, "pretrain"), **overrides, "options": options})
+
+
+__all__ = ["GUIDED", "METHODS", "PretrainConfig", "PretrainMethod", "build_method", "pretrain_config"]

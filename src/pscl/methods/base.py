@@ -20,7 +20,7 @@ from pscl.data.views import ViewConfig, ViewGeometry, make_views
 from pscl.losses import alignment_uniformity
 from pscl.nn import UNet
 from pscl.nn.unet import split_norm
-from pscl.train.trainer import RuntimeConfig
+from pscl.runtime import RuntimeConfig
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """PSCL (Bao et al., Sci. Rep. 2025): image + patch contrast at three decoder scales, with patches
-sampled by feature similarity to the annotated image (``../shared/docs/pscl-method.md``).
+sampled by feature similarity to the annotated image (``docs/method.md``).
 
 Each step's batch holds the annotated crop first (its label map travels with it) and unlabelled
 crops after it. Per scale s (decoder maps at 1/4, 1/2, 1/1):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from pscl.distributed import gather_no_grad
-from pscl.train.trainer import trainer_devices
+from pscl.runtime import trainer_devices
 
 REFILLS = 8  # the run pushes at least this many queues' worth of keys (the paper's queue: 504)
 

@@ -1,6 +1,6 @@
 """PSCL's patch sampling: class templates from the annotated image, greedy one-to-one matching.
 
-At each scale, with K = top_k * 2^s cells per class (``../shared/docs/pscl-method.md``):
+At each scale, with K = top_k * 2^s cells per class (``docs/method.md``):
 
 1. :func:`select_templates`: on the annotated image, for each class in turn the K cells of highest
    coverage of that class (ties broken by small noise), never reusing a cell. With ``purity`` > 0

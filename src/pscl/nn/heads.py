@@ -1,6 +1,6 @@
 """Pretraining heads (dropped after pretraining; the whole U-Net is kept).
 
-From ``../shared/docs/pscl-method.md``:
+From ``docs/method.md``:
 
 * :class:`GlobalHead`: average-pool the bottleneck -> Linear(w3, 128) -> ReLU -> Linear(128, 64).
 * :class:`DenseHead`: 1x1 conv (groups 4) -> per-pixel LayerNorm -> ReLU -> 1x1 conv (groups 4)

@@ -1,6 +1,6 @@
 """The U-Net of the paper, as separate encoder, decoder and segmentation head.
 
-Architecture (``../shared/docs/pscl-method.md``): grey input; widths w0..w3 (default 32/64/128/256);
+Architecture (``docs/method.md``): grey input; widths w0..w3 (default 32/64/128/256);
 each stage is two 3x3 conv + norm + LeakyReLU; three 2x max-pool down-samplings, so the bottleneck
 is at 1/8; transposed-conv up-sampling concatenated with the skip of the same size. The decoder's
 three outputs at 1/4, 1/2 and 1/1 are the patch scales s = 0, 1, 2 of PSCL; the classifier is a

@@ -6,7 +6,7 @@ decoder output, the map the classifier of fine-tuning reads. This is the linear 
 self-supervised learning (solo-learn's linear eval), per pixel. It separates "are the pretrained
 features good?" from "does fine-tuning keep them?": on MetalDAM at the `quick` budget the probe
 ranks PSCL > the global methods > random while full fine-tuning does not
-(``benchmarks/diagnostics-metaldam``).
+(``benchmarks/pretraining/diagnostics-metaldam``).
 
 Example::
 

@@ -5,15 +5,14 @@ the last one, never on test.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from pscl.checkpoints import load_backbone, read_model_file, save_model
+from pscl.checkpoints import load_backbone, load_model, read_model_file, save_model
 from pscl.data.crops import RandomCropDataset, stream_loader
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.orientation import ORIENTATIONS, resolve_orientation
@@ -21,10 +20,13 @@ from pscl.errors import DataError
 from pscl.losses import class_counts, class_weights
 from pscl.nn import UNet
 from pscl.nn.unet import split_norm
+from pscl.profiles import profile_settings
 from pscl.run_folder import RunFolder
+from pscl.train.guard import SemiGuard, guarded_model
 from pscl.train.holdout import holdout_split
 from pscl.train.module import SegmentationModule, WholeImages, score_prefix  # noqa: F401 (re-exported)
-from pscl.train.trainer import RuntimeConfig, fit, selected_checkpoint, steps_done, trainer_devices
+from pscl.runtime import RuntimeConfig, trainer_devices
+from pscl.train.trainer import fit, selected_checkpoint, steps_done
 
 
 LR_SCHEDULES = ("constant", "poly")
@@ -50,10 +52,6 @@ class FinetuneConfig(RuntimeConfig):
     # "constant", or "poly": every lr times (1 - step / steps)^0.9 (nnU-Net's schedule), which lets a
     # long run settle instead of ending on a noisy step
     lr_schedule: str = "constant"
-    # LP-FT (Kumar et al., ICLR 2022): the first steps train only the fresh classifier on frozen features
-    head_warmup: int = 0
-    # BatchNorm keeps the pretrained running statistics for the first N steps (N >= steps: the whole run)
-    bn_frozen_steps: int = 0
     # cross-entropy weight w_c ∝ (pixel share of c)^(-power): 0.5 by default, 0 = unweighted CE
     class_weight_power: float = 0.5
     dice_weight: float = 0.5  # loss = (1 - d) CE + d soft Dice (foreground classes)
@@ -61,13 +59,8 @@ class FinetuneConfig(RuntimeConfig):
     norm: str = "batch"
     jitter: float = 0.1
     # strong photometric augmentation of the labelled crops (pscl.data.photometric: brightness, contrast, gamma,
-    # blur, noise; each effect with this probability); 0 = the mild jitter only. Chosen on val at the cpu profile
-    # (benchmarks/cpu-metaldam, cpu-uhcs: 0.8 vs 0, scratch, 5 rounds): MetalDAM +0.086, UHCS +0.010
+    # blur, noise; each effect with this probability); 0 = the mild jitter only
     photometric: float = 0.8
-    # a share of the crops centred on pixels of the annotated images' `rare_classes` rarest classes
-    # (thin or small phases: precipitates, defects, cracks); 0 = uniform crops only
-    rare_crops: float = 0.0
-    rare_classes: int = 2
     # semi-supervised fine-tuning (pscl.train.semi): an EMA teacher's confident labels of unlabelled crops
     # teach the student on strong views of them
     semi: bool = False
@@ -85,11 +78,10 @@ class FinetuneConfig(RuntimeConfig):
     semi_align: bool = False
     # with semi_align: align to (1 - mix) x the annotated image's shares + mix x the warmed-up teacher's own
     semi_align_mix: float = 0.0  # (pscl.train.semi.DistributionAlignment)
-    # decay of an exponential moving average of the weights (and BatchNorm statistics) that is what gets
-    # validated, selected and saved (Lightning's EMAWeightAveraging); 0 = off. Meant for the noisy weights of one
-    # annotated image and a constant lr; at the quick budget 0.99 lost in 5 of 5 UHCS rounds (the average lags)
-    ema: float = 0.0
-    # fine-tune this many seeds (seed, seed + 1, ...) and keep the member best on val (pscl.train.seeds): on one
+    # with select "last": hold a fifth of the annotation out and roll back to the pre-semi model when
+    # self-training lowered its Dice (pscl.train.guard)
+    semi_guard: bool = True
+    # fine-tune this many seeds (seed, seed + 1, ...) in RUN/seed<S>/ and keep the member best on val: on one
     # annotated image the random initialisation moves test Dice (fg) by as much as the method does
     seeds: int = 1
     val_every: int = 150
@@ -111,10 +103,9 @@ class FinetuneConfig(RuntimeConfig):
         self.check_runtime()
         inf = float("inf")
         for name, low, high, ends in (("dice_weight", 0, 1, "[]"), ("class_weight_power", 0, inf, "[)"),
-                                      ("photometric", 0, 1, "[]"), ("rare_crops", 0, 1, "[]"), ("rare_classes", 1, inf, "[)"),
+                                      ("photometric", 0, 1, "[]"),
                                       ("semi_threshold", 0, 1, "(]"), ("semi_ema", 0, 1, "[)"), ("semi_weight", 0, inf, "[)"),
-                                      ("semi_floor", 0, self.semi_threshold, "[]"), ("semi_align_mix", 0, 1, "[]"),
-                                      ("ema", 0, 1, "[)"), ("bn_frozen_steps", 0, inf, "[)"), ("head_warmup", 0, self.steps, "[]")):
+                                      ("semi_floor", 0, self.semi_threshold, "[]"), ("semi_align_mix", 0, 1, "[]")):
             self.check_range(name, low, high, ends)
         if self.lr_contracting_init is not None:  # None: lr
             self.check_range("lr_contracting_init", 0, inf, "()")
@@ -123,17 +114,37 @@ class FinetuneConfig(RuntimeConfig):
         self.widths = tuple(int(w) for w in self.widths)
         split_norm(self.norm)
 
+    @property
+    def guarded(self) -> bool:
+        """Whether self-training checks itself on held-out annotation (:mod:`pscl.train.guard`)."""
+        return self.semi and self.semi_guard and self.select == "last"
 
-def rarest_classes(masks: list[np.ndarray], num_classes: int, count: int) -> list[int]:
-    """The ``count`` classes with the fewest (but some) pixels in the annotated masks, rarest first."""
-    pixels = class_counts(masks, num_classes)
-    present = [c for c in np.argsort(pixels, kind="stable") if pixels[c] > 0]
-    return [int(c) for c in present[:count]]
+    @property
+    def holds_out(self) -> bool:
+        """Whether a fifth of the annotation is held out of training (:mod:`pscl.train.holdout`)."""
+        return self.select == "holdout" or self.guarded
 
 
 def annotated_stems(ds: DatasetFolder, config: FinetuneConfig) -> list[str]:
     """The annotated train images a config trains on (:meth:`DatasetFolder.annotated`)."""
     return ds.annotated(config.shots, config.round, config.all_train, config.stems)
+
+
+def finetune_config(profile: str | None = None, **overrides) -> FinetuneConfig:
+    """A FinetuneConfig from a named profile's budget, with explicit overrides on top. With ``init`` the
+    pretrained U-Net decides the widths and norm: explicit ones that differ from it are refused."""
+    settings = {**profile_settings(profile, "finetune"), **overrides}
+    if overrides.get("init"):
+        payload = read_model_file(overrides["init"])
+        recorded = {"widths": tuple(payload["widths"]), "norm": payload.get("norm", "batch")}
+        for key, value in recorded.items():
+            given = overrides.get(key)
+            if given is not None and (tuple(given) if key == "widths" else given) != value:
+                shown = ",".join(map(str, value)) if key == "widths" else value
+                raise ValueError(f"--{key} {given if key == 'norm' else ','.join(map(str, given))} differs from the "
+                                 f"{key} of --init {overrides['init']} ({shown}): the pretrained U-Net decides it")
+        settings.update(recorded)
+    return FinetuneConfig(**settings)
 
 
 def finetune(data: str | Path | DatasetFolder, out: str | Path, config: FinetuneConfig | None = None,
@@ -152,8 +163,7 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
         raise DataError(f"{ds.root}: fine-tuning needs a dataset folder with dataset.json and masks")
     folder = RunFolder(out)
     config.resolve_runtime()
-    if config.seeds > 1:  # several members, the best on val kept (pscl.train.seeds)
-        from pscl.train.seeds import finetune_seeds
+    if config.seeds > 1:  # several members, the best on val kept
         with folder.lock():
             return finetune_seeds(ds, folder.path, config, resume=resume, overwrite=overwrite)
     stems = annotated_stems(ds, config)
@@ -178,10 +188,10 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     """The run itself, holding the folder's lock (:func:`finetune` checked every input)."""
     out, classes = folder.path, ds.classes
     images, masks = map(list, zip(*pairs))
-    if config.select == "holdout":  # train on part of the annotation, select on the rest
+    if config.holds_out:  # train on part of the annotation, select (or guard) on the rest
         masks, held = holdout_split(masks, config.crop, len(classes), config.seed)
         val_images = WholeImages(list(zip(images, held)))
-    use_val, on = val_images is not None, score_prefix(config.select)
+    use_val, on = val_images is not None, score_prefix(config)
     config.geometry = resolve_orientation(config.orientation, masks, len(classes))
     resuming = folder.prepare(config, resume=resume, overwrite=overwrite)
     if resume and folder.finished_with(config.steps):  # same settings (prepare checked): nothing to do
@@ -196,50 +206,73 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
         load_backbone(model, config.init)
     cfg = asdict(config)
     train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
-                              seed=config.seed, jitter_strength=config.jitter, rare_share=config.rare_crops,
-                              rare_classes=rarest_classes(masks, len(classes), config.rare_classes),
-                              photometric=config.photometric, geometry=config.geometry)
+                              seed=config.seed, jitter_strength=config.jitter, photometric=config.photometric, geometry=config.geometry)
     weights = class_weights(masks, len(classes), power=config.class_weight_power)
     train_loader = stream_loader(train, config.batch_size)
     if config.semi:
         from pscl.train.semi import SemiSegmentationModule, unlabelled_crops
-        module = SemiSegmentationModule(model, cfg, weights, classes,
+        module = SemiSegmentationModule(model, config, weights, classes,
                                         prior=torch.tensor(class_counts(masks, len(classes))))
         extra = unlabelled_crops(ds, config)
         train_loader = {"labelled": train_loader, "unlabelled": stream_loader(extra, config.semi_batch or config.batch_size)}
     else:
-        module = SegmentationModule(model, cfg, weights, classes)
+        module = SegmentationModule(model, config, weights, classes)
     folder.write_config(cfg)
     val_loader = DataLoader(val_images, batch_size=1) if use_val else None
     trainer = fit(module, out, train_loader, config.steps, config.val_every, accelerator=config.accelerator, devices=config.devices,
                   precision=config.precision, progress=config.progress, val=val_loader,
-                  monitor=f"{on}_dice_fg" if use_val else None, resume=resuming, callbacks=_averaging(config),
+                  monitor=f"{on}_dice_fg" if use_val and config.select != "last" else None, resume=resuming,
+                  callbacks=[SemiGuard(folder, f"{on}_dice_fg")] if config.guarded else None,
                   processes=trainer_devices(config.devices))
-    chosen, best_val = "last", None
-    best = selected_checkpoint(folder, f"{on}_dice_fg") if use_val else None
+    chosen, best_val, extra = "last", None, {}
+    best = selected_checkpoint(folder, f"{on}_dice_fg") if use_val and config.select != "last" else None
+    if config.guarded:
+        best, extra["semi_guard"] = guarded_model(folder)
+        best_val = extra["semi_guard"]["pre" if best is not None else "end"]
+        best = None if best is None else (best, best_val)
     if best is not None:
         state, best_val = best
         model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
-        chosen = "best.ckpt"
-    save_model(out, model.cpu(), cfg, classes, selected=chosen, **{f"{on}_dice_fg": best_val},
+        chosen = "pre-semi.ckpt" if config.guarded else "best.ckpt"
+    save_model(out, model.cpu(), cfg, classes, selected=chosen, **{f"{on}_dice_fg": best_val}, **extra,
                steps=steps_done(trainer, config.steps))
     return _summary(folder, stems)
 
 
-def _averaging(config: FinetuneConfig) -> list | None:
-    """The weight-averaging callback of ``config.ema`` (validation, checkpoints and the end of training
-    see the averaged weights), or None."""
-    if not config.ema:
-        return None
-    from lightning.pytorch.callbacks import EMAWeightAveraging
-    return [EMAWeightAveraging(decay=config.ema)]
+def finetune_seeds(ds: DatasetFolder, out: str | Path, config, resume: bool = False, overwrite: bool = False) -> dict:
+    """Fine-tune ``config.seeds`` members (seeds ``config.seed``, ``+1``, ...) and keep the one with the
+    best val Dice (fg) as ``out``'s model. Returns the run's summary, as :func:`finetune`."""
+    if config.select != "val":
+        raise ValueError(f"seeds {config.seeds} chooses a member on val: it needs select='val', got {config.select!r}")
+    if not ds.splits.get("val"):
+        raise DataError(f"{ds.root}: split 'val' is missing or empty, so no seed can be chosen on it")
+    folder = RunFolder(out)
+    stems = annotated_stems(ds, config)
+    folder.prepare(config, resume=resume, overwrite=overwrite)
+    if resume and folder.finished_with(config.steps):
+        return _summary(folder, stems)
+    config.dataset, config.annotated = str(ds.root), stems
+    folder.write_config(asdict(config))
+    scores = {}
+    for k in range(config.seeds):
+        member = replace(config, seed=config.seed + k, seeds=1)
+        # members resume one by one; --overwrite redoes them too
+        summary = finetune(ds, folder.member(member.seed).path, member, resume=True, overwrite=overwrite)
+        scores[member.seed] = summary["val_dice_fg"]
+    best = max(scores, key=lambda s: scores[s])
+    model, payload = load_model(folder.member(best).path)
+    save_model(out, model, asdict(config), payload["classes"], selected=f"seed{best}/{payload['selected']}",
+               val_dice_fg=payload["val_dice_fg"], steps=payload["steps"],
+               seed_val_dice_fg={str(s): v for s, v in scores.items()})
+    return _summary(folder, stems)
 
 
 def selection_scores(payload: dict) -> dict:
     """The scores a model file records its selection by: ``val_dice_fg`` (None where it was not selected on
-    val masks) and, for ``select=holdout``, ``holdout_dice_fg``."""
+    val masks), ``holdout_dice_fg`` where part of the annotation was held out, and ``semi_guard`` (the held-out
+    Dice before and after self-training, and whether the run rolled back) for a guarded run."""
     return {"val_dice_fg": payload.get("val_dice_fg"),
-            **({"holdout_dice_fg": payload["holdout_dice_fg"]} if "holdout_dice_fg" in payload else {})}
+            **{k: payload[k] for k in ("holdout_dice_fg", "semi_guard") if k in payload}}
 
 
 def _summary(folder: RunFolder, stems: list[str]) -> dict:

@@ -2,6 +2,8 @@
 it trains (the val split's, or the annotation held out of training: :mod:`pscl.train.holdout`)."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import lightning as L
 import numpy as np
 import torch
@@ -16,28 +18,19 @@ class SegmentationModule(L.LightningModule):
 
     unused_parameters = False  # (every parameter gets a gradient: plain DDP)
 
-    def __init__(self, model: UNet, config: dict, weights: torch.Tensor, classes: list[str]):
+    def __init__(self, model: UNet, config, weights: torch.Tensor, classes: list[str]):
+        """``config``: the run's :class:`pscl.train.finetune.FinetuneConfig` (its fields are read here)."""
         super().__init__()
         self.model, self.config, self.classes = model, config, classes
         self.register_buffer("class_weights", weights)
-        self.save_hyperparameters({"config": config, "classes": classes})
+        self.save_hyperparameters({"config": asdict(config), "classes": classes})
         self._confusion = np.zeros((len(classes),) * 2, dtype=np.int64)
 
     def training_step(self, batch, batch_idx):
         image, target = batch
-        warming_up = self.global_step < self.config.get("head_warmup", 0)
-        self.model.train(not warming_up)
-        if self.global_step < self.config.get("bn_frozen_steps", 0):
-            for m in self.model.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        if warming_up:
-            with torch.no_grad():
-                features = self.model.features(image)
-            logits = self.model.classifier(features)
-        else:
-            logits = self.model(image)
-        loss = segmentation_loss(logits, target, self.class_weights, self.config.get("dice_weight", 0.5))
+        self.model.train()
+        logits = self.model(image)
+        loss = segmentation_loss(logits, target, self.class_weights, self.config.dice_weight)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite fine-tuning loss ({loss.item()}) at step {self.global_step}; "
                                      "lower the learning rate or check the input images")
@@ -53,29 +46,29 @@ class SegmentationModule(L.LightningModule):
         s = scores(self._confusion, self.classes)
         self._confusion[:] = 0
         # (every process scores every image: the same numbers, averaged under DDP)
-        on = score_prefix(self.config.get("select", "val"))
+        on = score_prefix(self.config)
         self.log(f"{on}_dice_fg", s["dice_fg"] if np.isfinite(s["dice_fg"]) else 0.0, prog_bar=True, sync_dist=True)
         self.log(f"{on}_acc", s["acc"], sync_dist=True)
         self.log(f"{on}_miou", s["miou"] if np.isfinite(s["miou"]) else 0.0, sync_dist=True)
 
     def configure_optimizers(self):
-        if self.config.get("init"):
-            contracting = self.config.get("lr_contracting_init")
-            groups = [{"params": self.model.contracting_parameters(), "lr": contracting or self.config["lr"]},
-                      {"params": self.model.expanding_parameters(), "lr": self.config["lr"]}]
+        lr, contracting = self.config.lr, self.config.lr_contracting_init
+        if self.config.init:
+            groups = [{"params": self.model.contracting_parameters(), "lr": contracting or lr},
+                      {"params": self.model.expanding_parameters(), "lr": lr}]
         else:
-            groups = [{"params": self.model.parameters(), "lr": self.config["lr"]}]
+            groups = [{"params": self.model.parameters(), "lr": lr}]
         optimizer = torch.optim.Adam(groups)
-        if self.config.get("lr_schedule", "constant") == "constant":
+        if self.config.lr_schedule == "constant":
             return optimizer
-        steps = self.config["steps"]
+        steps = self.config.steps
         poly = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / steps) ** 0.9)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": poly, "interval": "step"}}
 
 
-def score_prefix(select: str) -> str:
-    """What the selection score is computed on: ``val`` masks, or the ``holdout`` annotation."""
-    return "holdout" if select == "holdout" else "val"
+def score_prefix(config) -> str:
+    """What a run scores while it trains: ``val`` masks, or the ``holdout`` annotation."""
+    return "holdout" if config.holds_out else "val"
 
 
 class WholeImages(torch.utils.data.Dataset):

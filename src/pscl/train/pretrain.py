@@ -12,7 +12,8 @@ from pscl.data.io import load_micrograph
 from pscl.errors import DataError
 from pscl.methods import GUIDED, METHODS, PretrainConfig, build_method
 from pscl.run_folder import RunFolder
-from pscl.train.trainer import fit, steps_done, trainer_devices
+from pscl.runtime import trainer_devices
+from pscl.train.trainer import fit, steps_done
 
 
 def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: PretrainConfig | None = None,

@@ -12,9 +12,8 @@ conf``, conf_c the running mean confidence of the teacher's class-c pixels (Free
 typical confidence instead of frequency), base the lower of ``threshold`` and the running mean top
 probability clamped to ``[floor, threshold]`` (:class:`ClassThresholds`). The first ``semi_start``
 steps (default: half the run) are supervised only, and the teacher then starts as the student: a
-teacher that labels from the first step teaches its own early mistakes (on MetalDAM it took 97 % of
-the pixels as one class; on a synthetic set with darker unlabelled and test images semi-supervised
-fine-tuning lost 0.09 Dice (fg) to plain without the warm-up and gained 0.07 with it). The
+teacher that labels from the first step teaches its own early mistakes (measured in ``tests/test_semi.py``
+and ``benchmarks/semi/``). The
 unsupervised weight then ramps up linearly. ``semi_align`` adds distribution alignment
 (:class:`DistributionAlignment`) to the annotated image's class shares, or with ``semi_align_mix`` towards the
 warmed-up teacher's own shares on the unlabelled micrographs.
@@ -92,16 +91,12 @@ class DistributionAlignment(nn.Module):
     probabilities are multiplied by ``target / running mean of the teacher's probabilities`` and renormalised,
     so that the classes its pseudo-labels take keep the target's shares.
 
-    Why: a teacher fitted to one micrograph drifts; on MetalDAM (round 0, ``cpu`` profile, photometric
-    augmentation) it came to take 58 % of the unlabelled pixels as martensite/austenite and almost none as
-    matrix, its pseudo-labels right on 39 % of the train-image pixels, and val accuracy fell from 0.80 to 0.52
-    while each step taught the student more of the same. ``prior`` is the annotated masks' pixel count per
+    A teacher fitted to one micrograph can drift into one class and teach the student more of it each step;
+    alignment holds its shares. ``prior`` is the annotated masks' pixel count per
     class (a class they lack is never taken). The target is ``(1 - mix) prior + mix anchor``, the anchor being
     the teacher's own mean probabilities over its first ``anchor_steps`` calls (the warmed-up model's view of
     the unlabelled micrographs, before it learns from itself), then frozen, for an annotated image whose class
-    shares are not the set's. Measured (``benchmarks/cpu-photometric-*``): UHCS +0.011 test, -0.005 val; it does
-    not fix MetalDAM rounds 1 and 3, whose warmed-up model already over-calls martensite/austenite. The running
-    mean starts at the target; all are buffers, so a resumed run continues them.
+    shares are not the set's. The running mean starts at the target; all are buffers, so a resumed run continues them.
     """
 
     def __init__(self, prior: torch.Tensor, momentum: float = 0.99, eps: float = 1e-6, mix: float = 0.0,
@@ -153,28 +148,28 @@ class SemiSegmentationModule(SegmentationModule):
     masks are all ``IGNORE_INDEX`` except where a train image's mask is known (diagnostics only).
     """
 
-    def __init__(self, model, config: dict, weights: torch.Tensor, classes: list[str], prior: torch.Tensor):
+    def __init__(self, model, config, weights: torch.Tensor, classes: list[str], prior: torch.Tensor):
         super().__init__(model, config, weights, classes)
         # distribution alignment to the annotated masks' class shares (``prior``: their pixels per class), blended
         # with the warmed-up teacher's own by ``semi_align_mix``, when asked for
-        self.align = (DistributionAlignment(prior, mix=config.get("semi_align_mix", 0.0))
-                      if config.get("semi_align") else None)
+        self.align = (DistributionAlignment(prior, mix=config.semi_align_mix)
+                      if config.semi_align else None)
         self.teacher = copy.deepcopy(model)
         for p in self.teacher.parameters():
             p.requires_grad_(False)
-        self.thresholds = ClassThresholds(len(classes), config["semi_threshold"], floor=config.get("semi_floor", 0.0),
-                                          per_class=config.get("semi_class_thresholds", True))
-        start = config.get("semi_start", 0)
-        self.start = config["steps"] // 2 if start == -1 else start
+        self.thresholds = ClassThresholds(len(classes), config.semi_threshold, floor=config.semi_floor,
+                                          per_class=config.semi_class_thresholds)
+        start = config.semi_start
+        self.start = config.steps // 2 if start == -1 else start
         # the strong view's flips and quarter turns, as far as the structure allows (pscl.data.orientation)
-        geometry = config.get("geometry") or "free"
+        geometry = config.geometry or "free"
         self.views = ViewConfig(rotate=geometry == "free", flip_p=0.0 if geometry == "fixed-x" else 0.5)
         self.strong = StrongPhotometric()
 
     def semi_weight(self) -> float:
         """The unlabelled loss's weight: 0 for the first ``semi_start`` steps, then a linear ramp."""
-        ramp = self.config["semi_rampup"] or max(1, self.config["steps"] // 4)
-        return self.config["semi_weight"] * min(1.0, max(0, self.global_step - self.start + 1) / ramp)
+        ramp = self.config.semi_rampup or max(1, self.config.steps // 4)
+        return self.config.semi_weight * min(1.0, max(0, self.global_step - self.start + 1) / ramp)
 
     def training_step(self, batch, batch_idx):
         supervised = super().training_step(batch["labelled"], batch_idx)
@@ -210,7 +205,7 @@ class SemiSegmentationModule(SegmentationModule):
                      on_epoch=False)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        ema_update(self.model, self.teacher, self.config["semi_ema"])
+        ema_update(self.model, self.teacher, self.config.semi_ema)
 
 
 

@@ -8,11 +8,9 @@ straight run would be, with the same best-so-far record.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -20,54 +18,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichProgressB
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-
-# what Lightning runs pscl on: CPUs and CUDA GPUs (mps, tpu and the rest are not tested, so not offered)
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
-
-
-@dataclass
-class RuntimeConfig:
-    """Where and how a run executes; shared by the fine-tuning and pretraining configs."""
-
-    seed: int = 0
-    accelerator: str = "auto"
-    devices: int | str = 1
-    precision: str = "auto"  # pscl.cpu.resolve_precision: bf16-mixed where the hardware has bf16, else fp32
-    progress: bool = True
-
-    def check_runtime(self) -> None:
-        """Refuse, naming the option, an accelerator pscl does not run on, a device count that is not
-        a positive number (or auto), a learning rate that is not a positive finite number."""
-        if self.accelerator not in ACCELERATORS:
-            raise ValueError(f"--accelerator must be one of {', '.join(ACCELERATORS)}, got {self.accelerator!r}")
-        devices = self.devices
-        if not (devices == "auto" or (isinstance(devices, int) and devices >= 1)
-                or (isinstance(devices, str) and devices.isdigit() and int(devices) >= 1)):
-            raise ValueError(f"--devices must be a number of devices >= 1 (or auto), got {devices!r}")
-        if hasattr(self, "lr") and not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"--lr must be a positive number, got {self.lr!r}")
-
-    def resolve_runtime(self) -> None:
-        """Replace ``precision='auto'`` by what this machine runs, so the saved config says what was used."""
-        from pscl.cpu import resolve_precision
-        if self.accelerator in ("gpu", "cuda"):
-            import torch
-            if not torch.cuda.is_available():
-                raise ValueError(f"--accelerator {self.accelerator}: no CUDA GPU is visible on this machine; "
-                                 "use --accelerator cpu (or auto)")
-        self.precision = resolve_precision(self.precision, self.accelerator)
-
-    def check_positive(self, *names: str) -> None:
-        """Raise ValueError naming the first of ``names`` that is below 1."""
-        for name in names:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    def check_range(self, name: str, low: float, high: float = math.inf, ends: str = "[]") -> None:
-        """Raise ValueError naming ``name`` when it lies outside the interval; ``ends`` '(' or ')' opens an end."""
-        value = getattr(self, name)
-        if not ((value > low if ends[0] == "(" else value >= low) and (value < high if ends[1] == ")" else value <= high)):
-            raise ValueError(f"{name} must lie in {ends[0]}{low:g}, {high:g}{ends[1]}, got {value!r}")
+from pscl.run_folder import BEST, LAST, RunFolder
 
 
 class RandomState(Callback):
@@ -167,17 +118,16 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     for loader in (train.values() if isinstance(train, dict) else [train]):
         if isinstance(loader.sampler, StreamSampler):
             loader.sampler.clock = module
-    ckpt_dir = out / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
+    folder = RunFolder(out)
+    ckpt_dir, last = folder.checkpoints, folder.last_checkpoint
     resuming = resume and last.exists()
-    # a resumed run logs to a new file: Lightning's CSV logger would wipe the earlier one
-    log_version = "logs" if not resuming else f"logs-resumed-{len(list(out.glob('logs-resumed-*'))) + 1}"
+    log_version = folder.log_name(resuming)
     cbs = [*(callbacks or []), RandomState(), QuietProcesses(), *([StepsBar()] if progress else [])]
     if monitor:  # (before `last`: the resume point then records the best score of its own validation)
-        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="max", save_top_k=1,
+        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename=BEST, monitor=monitor, mode="max", save_top_k=1,
                                    enable_version_counter=False))
     # with validation, `last` is saved when each validation ends; without, every `every` steps
-    cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False,
+    cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename=LAST, save_top_k=1, enable_version_counter=False,
                                every_n_train_steps=None if val is not None else every))
     # several processes are spawned from this one (not re-run from the command line, which would meet
     # the run folder this process holds); pretraining leaves parts unused (the classifier; the decoder
@@ -217,7 +167,7 @@ def selected_checkpoint(folder, monitor: str) -> tuple[dict, float] | None:
     it), or None where no validation has run. Read from the file, so it holds whatever ran the
     training (one process, or DDP processes that ended)."""
     import torch
-    path = Path(folder) / "checkpoints" / "best.ckpt"
+    path = RunFolder(folder).best_checkpoint
     if not path.is_file():
         return None
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
@@ -231,14 +181,3 @@ def steps_done(trainer: L.Trainer, steps: int) -> int:
     """The steps a finished :func:`fit` trained: the trainer's count, or ``steps`` where the training ran in
     spawned processes (``--devices N``), whose count does not come back to this one."""
     return int(trainer.global_step) or steps
-
-
-def trainer_devices(devices: int | str) -> int:
-    """How many processes a ``devices`` setting asks for (1 for 'auto' or a single device)."""
-    if isinstance(devices, int):
-        return devices
-    if isinstance(devices, str) and devices.isdigit():
-        return int(devices)
-    if isinstance(devices, (list, tuple)):
-        return len(devices)
-    return 1
