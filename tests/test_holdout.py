@@ -1,4 +1,4 @@
-"""Selecting without val masks: blocks of the annotation held out of training."""
+"""Without val masks: blocks of the annotation held out of training, on which self-training checks itself."""
 import json
 import shutil
 
@@ -49,20 +49,22 @@ def test_an_annotation_in_one_block_cannot_be_split():
         holdout_split([mask], 64, 2)
 
 
-def test_finetune_selects_on_the_held_out_annotation_without_val_masks(synth_data, tmp_path):
+def test_a_guarded_run_without_val_masks_scores_the_held_out_annotation(synth_data, tmp_path):
     data = tmp_path / "noval"
     shutil.copytree(synth_data, data)
     meta = json.loads((data / "dataset.json").read_text())
     meta["splits"]["val"] = []
     (data / "dataset.json").write_text(json.dumps(meta))
     run = tmp_path / "run"
-    summary = finetune(data, run, FinetuneConfig(steps=20, val_every=10, select="holdout", crop=64,
+    summary = finetune(data, run, FinetuneConfig(steps=20, val_every=10, select="last", semi=True, crop=64,
                                                  **{k: v for k, v in TINY.items() if k != "crop"}))
     payload = read_model_file(run)
-    assert payload["selected"] == "best.ckpt" and payload.get("val_dice_fg") is None
+    assert payload["selected"] in ("last", "pre-semi.ckpt") and payload.get("val_dice_fg") is None
     assert 0 <= payload["holdout_dice_fg"] <= 1 and summary["holdout_dice_fg"] == payload["holdout_dice_fg"]
     log = (run / "logs" / "metrics.csv").read_text().splitlines()[0]
     assert "holdout_dice_fg" in log and "val_dice_fg" not in log
+    with pytest.raises(ValueError, match="select must be one of val, last"):
+        FinetuneConfig(select="holdout")
     with pytest.raises(Exception, match="split 'val' is missing or empty"):
         finetune(data, tmp_path / "val", FinetuneConfig(steps=20, val_every=10, select="val", **TINY))
 

@@ -12,12 +12,11 @@ from pscl.cli.common import (ACCELERATOR, DEVICES, OVERWRITE, PRECISION, PROFILE
 
 # the options of `pscl finetune` that are FinetuneConfig fields of the same name (None: the profile's or the
 # config's default); tests/test_cli.py checks that every config field a user sets has its option here
-FINETUNE_OPTIONS = ("shots", "round", "all_train", "init", "steps", "batch_size", "crop", "lr", "widths", "norm",
+FINETUNE_OPTIONS = ("shots", "round", "all_train", "init", "steps", "batch_size", "crop", "lr", "widths",
                     "val_every", "orientation", "select", "seed", "lr_contracting_init", "lr_schedule",
                     "class_weight_power", "dice_weight", "jitter", "photometric", "seeds", "semi", "semi_weight",
                     "semi_threshold", "semi_ema", "semi_floor", "semi_class_thresholds", "semi_start", "semi_align",
                     "semi_align_mix", "semi_guard", "accelerator", "devices", "precision", "progress")
-NORM_HELP = "U-Net norm: batch (default), instance, group; +ln adds the paper's per-pixel LayerNorm to each decoder block (batch+ln)"
 
 
 @app.command()
@@ -31,15 +30,13 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
              steps: Optional[int] = profile_option("optimiser steps", "steps"), batch_size: Optional[int] = profile_option("crops per step", "batch_size"),
              crop: Optional[int] = profile_option("crop side in px", "crop"), lr: Optional[float] = typer.Option(None, help="learning rate (Adam; default 0.001)"),
              widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256", "widths"),
-             norm: Optional[str] = typer.Option(None, help=NORM_HELP + " (with --init: the pretrained U-Net's)"),
              val_every: Optional[int] = profile_option("steps between validations and checkpoints", "val_every"),
              orientation: str = typer.Option("auto", help="flips and quarter turns in training and TTA: auto (all, "
                                               "unless the annotation's classes are stacked along one axis, as in a "
                                               "cross-section: then only the mirror that keeps the layers), free, fixed"),
              select: Optional[str] = typer.Option(
-                 None, help="val: the best Dice (fg) on the val masks; holdout: on a fifth of the annotation held out "
-                            "of training (no val masks needed); last: the last step (default: val where DATA has a "
-                            "val split, else last)"), seed: int = SEED,
+                 None, help="val: the checkpoint best on the val masks (the default where DATA has a val split); "
+                            "last: the last step (the default without one)"), seed: int = SEED,
              lr_contracting_init: Optional[float] = typer.Option(
                  None, help="with --init: lr of the contracting path (default: --lr; the paper: 1e-4)"),
              lr_schedule: Optional[str] = typer.Option(None, help="constant (default) or poly: lr x (1 - step/steps)^0.9"),
@@ -75,7 +72,7 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
              accelerator: str = ACCELERATOR, devices: str = DEVICES, precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
-    if select is None:  # without val masks: the last model (measured better than holdout: benchmarks/user-protocol/*)
+    if select is None:  # without val masks: the last model (benchmarks/user-protocol/)
         from pscl.data.folders import load_dataset
         from pscl.profiles import profile_settings
         profile_settings(profile, "finetune")  # (a wrong --profile is named before the data is read)
@@ -107,13 +104,12 @@ def pretrain(data: Path, out: Path = typer.Option(..., "--out", help="run folder
              steps: Optional[int] = profile_option("optimiser steps", "steps", "pretrain"), batch_size: Optional[int] = profile_option("crops per step", "batch_size", "pretrain"),
              crop: Optional[int] = profile_option("crop side in px", "crop", "pretrain"), lr: Optional[float] = typer.Option(None, help="learning rate (default 0.001)"),
              widths: Optional[str] = profile_option("U-Net channel widths, e.g. 32,64,128,256", "widths", "pretrain"),
-             norm: Optional[str] = typer.Option(None, help=NORM_HELP),
              temperature: Optional[float] = None, momentum: Optional[float] = None,
              queue_size: Optional[int] = None, seed: int = SEED,
              accelerator: str = ACCELERATOR, devices: str = DEVICES, precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Pretrain the U-Net without labels (unlabeled/ + train images, or a plain image folder)."""
-    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr, norm=norm,
+    overrides = {k: v for k, v in dict(steps=steps, batch_size=batch_size, crop=crop, lr=lr,
                                        widths=ints(widths) if widths else None).items() if v is not None}
     options = {k: v for k, v in dict(temperature=temperature, momentum=momentum, queue_size=queue_size, a=a,
                                      top_k=top_k, sampling=sampling,

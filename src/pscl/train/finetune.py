@@ -30,9 +30,8 @@ from pscl.train.trainer import fit, selected_checkpoint, steps_done
 
 
 LR_SCHEDULES = ("constant", "poly")
-# val: the best Dice (fg) on the val split's masks; holdout: on annotated blocks held out of training
-# (pscl.train.holdout: no labels beyond the annotation); last: the last step
-SELECT = ("val", "holdout", "last")
+# val: the best Dice (fg) on the val split's masks (the lab protocol); last: the last step (no val masks needed)
+SELECT = ("val", "last")
 
 
 @dataclass
@@ -122,7 +121,7 @@ class FinetuneConfig(RuntimeConfig):
     @property
     def holds_out(self) -> bool:
         """Whether a fifth of the annotation is held out of training (:mod:`pscl.train.holdout`)."""
-        return self.select == "holdout" or self.guarded
+        return self.guarded
 
 
 def annotated_stems(ds: DatasetFolder, config: FinetuneConfig) -> list[str]:
@@ -188,7 +187,7 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     """The run itself, holding the folder's lock (:func:`finetune` checked every input)."""
     out, classes = folder.path, ds.classes
     images, masks = map(list, zip(*pairs))
-    if config.holds_out:  # train on part of the annotation, select (or guard) on the rest
+    if config.holds_out:  # train on part of the annotation, guard self-training on the rest
         masks, held = holdout_split(masks, config.crop, len(classes), config.seed)
         val_images = WholeImages(list(zip(images, held)))
     use_val, on = val_images is not None, score_prefix(config)
@@ -221,11 +220,11 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     val_loader = DataLoader(val_images, batch_size=1) if use_val else None
     trainer = fit(module, out, train_loader, config.steps, config.val_every, accelerator=config.accelerator, devices=config.devices,
                   precision=config.precision, progress=config.progress, val=val_loader,
-                  monitor=f"{on}_dice_fg" if use_val and config.select != "last" else None, resume=resuming,
+                  monitor=f"{on}_dice_fg" if config.select == "val" else None, resume=resuming,
                   callbacks=[SemiGuard(folder, f"{on}_dice_fg")] if config.guarded else None,
                   processes=trainer_devices(config.devices))
     chosen, best_val, extra = "last", None, {}
-    best = selected_checkpoint(folder, f"{on}_dice_fg") if use_val and config.select != "last" else None
+    best = selected_checkpoint(folder, f"{on}_dice_fg") if config.select == "val" else None
     if config.guarded:
         best, extra["semi_guard"] = guarded_model(folder)
         best_val = extra["semi_guard"]["pre" if best is not None else "end"]
@@ -268,9 +267,9 @@ def finetune_seeds(ds: DatasetFolder, out: str | Path, config, resume: bool = Fa
 
 
 def selection_scores(payload: dict) -> dict:
-    """The scores a model file records its selection by: ``val_dice_fg`` (None where it was not selected on
-    val masks), ``holdout_dice_fg`` where part of the annotation was held out, and ``semi_guard`` (the held-out
-    Dice before and after self-training, and whether the run rolled back) for a guarded run."""
+    """The scores a model file records: ``val_dice_fg`` (None where it was not selected on val masks), and for a
+    guarded run ``holdout_dice_fg`` and ``semi_guard`` (the held-out Dice before and after self-training, and
+    whether the run rolled back)."""
     return {"val_dice_fg": payload.get("val_dice_fg"),
             **{k: payload[k] for k in ("holdout_dice_fg", "semi_guard") if k in payload}}
 
