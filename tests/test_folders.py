@@ -72,7 +72,8 @@ def test_shots_are_deterministic_distinct_and_wrap(synth_data):
     first = [ds.shots(1, r)[0] for r in range(n)]
     assert sorted(first) == sorted(ds.splits["train"])  # every image once over n rounds
     assert [load_dataset(synth_data).shots(1, r)[0] for r in range(n)] == first
-    assert ds.shots(2, 0) == first[:2] and ds.shots(1, n) == first[:1]
+    assert ds.shots(2, 0) == [first[0], first[-(-n // 2)]] and ds.shots(1, n) == first[:1]
+    assert all(ds.shots(1, r)[0] in ds.shots(3, r) for r in range(n))  # k images hold the round's single one
     assert ds.shots(100, 0) == sorted(ds.splits["train"])
 
 

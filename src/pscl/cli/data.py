@@ -1,4 +1,4 @@
-"""`pscl data check` and `pscl data synth`."""
+"""`pscl data check`, `pscl data synth` and `pscl data strokes`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import typer
 
 from pscl.cli.common import HELP, PlainHelp, api, app, console, err, errors_exit
 
-data_app = typer.Typer(cls=PlainHelp, no_args_is_help=True, context_settings=HELP, help="Dataset folders: check, synthesise.")
+data_app = typer.Typer(cls=PlainHelp, no_args_is_help=True, context_settings=HELP, help="Dataset folders: check, synthesise, strokes.")
 app.add_typer(data_app, name="data")
 
 @data_app.command("check")
@@ -21,6 +21,18 @@ def data_check(directory: Path = typer.Argument(..., help="dataset folder or pla
     if problems:
         err.print(f"{len(problems)} problem(s) in {directory}")
         raise typer.Exit(1)
+    ds = api.load_dataset(directory)
+    if ds.classes is not None:  # what the train masks label, per class (strokes leave most pixels unlabelled)
+        from rich.table import Table
+
+        from pscl.data.labels import label_table, label_warnings, labelled_pixels
+        counts = labelled_pixels(ds)
+        table = Table("train image", "labelled", *ds.classes, title="labelled pixels per class")
+        for row in label_table(ds, counts):
+            table.add_row(*row)
+        console.print(table)
+        for warning in label_warnings(ds, counts):
+            err.print(f"note: {warning}", highlight=False)
     console.print(f"{directory}: OK")
 
 
@@ -37,4 +49,17 @@ def data_synth(out: Path = typer.Option(..., "--out", help="dataset folder to wr
     """Write a synthetic dataset folder with exact ground truth."""
     path = api.synthesize_dataset(out, n=n, seed=seed, size=size, n_unlabeled=unlabeled, overwrite=overwrite,
                                   kind=kind)
+    console.print(f"wrote {path}")
+
+
+@data_app.command("strokes")
+@errors_exit
+def data_strokes(data: Path = typer.Argument(..., help="dataset folder with full masks"),
+                 out: Path = typer.Option(..., "--out", help="dataset folder to write (train masks as strokes)"),
+                 budget: float = typer.Option(0.02, help="stroked share of each train image's pixels"),
+                 width: int = typer.Option(3, help="brush width in px"), seed: int = 0,
+                 overwrite: bool = typer.Option(False, "--overwrite", help="replace a folder that is not empty")) -> None:
+    """Copy a dataset folder with its train masks replaced by simulated brush strokes (val and test untouched)."""
+    from pscl.data.strokes import stroke_dataset
+    path = stroke_dataset(data, out, budget=budget, seed=seed, width=width, overwrite=overwrite)
     console.print(f"wrote {path}")

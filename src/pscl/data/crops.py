@@ -37,18 +37,22 @@ def jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.n
     return ((image - 0.5) * contrast + 0.5 + brightness).astype(np.float32)
 
 
+SPARSE = 0.5  # an image with fewer of its pixels labelled is sparsely labelled (strokes)
+
+
 class RandomCropDataset(Dataset):
     """``length`` random crops of ``size`` from the images, flipped and rotated by k*90° (as far as
     ``geometry`` allows: :mod:`pscl.data.orientation`), jittered.
 
     Item ``i`` is drawn from a generator seeded by (seed, i), whatever ``i`` is: with
     :class:`StreamSampler` (global sample indices) the stream is reproducible and a resumed run
-    continues it exactly. Images are picked with probability proportional to their area.
+    continues it exactly. Images are picked with probability proportional to their area. In a sparsely
+    labelled image (strokes) every crop is centred on a labelled pixel (``centre_on_labels``).
     """
 
     def __init__(self, images: list[np.ndarray], masks: list[np.ndarray] | None, size: int, length: int,
                  seed: int = 0, jitter_strength: float = 0.1, augment: bool = True,
-                 photometric: float = 0.0, geometry: str | None = None):
+                 photometric: float = 0.0, geometry: str | None = None, centre_on_labels: bool = True):
         if not images or (masks is not None and len(images) != len(masks)):
             raise ValueError("need at least one image, and as many masks as images (or none)")
         self.with_masks = masks is not None
@@ -63,6 +67,11 @@ class RandomCropDataset(Dataset):
         # strong photometric augmentation (brightness, contrast, gamma, blur, noise; each effect with this
         # probability) on top of the jitter: one annotated image shows one detector setting, the others differ
         self.photometric = StrongPhotometric(p=photometric) if photometric > 0 else None
+        # sparsely labelled images (strokes: under half the pixels labelled): crops centred on a labelled pixel
+        # of a class drawn uniformly among those labelled there, so that no step trains on an unlabelled crop
+        self.labelled = [class_pixels(m, range(int(m[m != IGNORE_INDEX].max()) + 1))
+                         if centre_on_labels and self.with_masks and 0 < (m != IGNORE_INDEX).mean() < SPARSE else None
+                         for m in self.masks]
 
     def __len__(self) -> int:
         return self.length
@@ -74,6 +83,9 @@ class RandomCropDataset(Dataset):
         image, mask = self.images[k], self.masks[k]
         y = rng.integers(0, image.shape[0] - self.size + 1)
         x = rng.integers(0, image.shape[1] - self.size + 1)
+        if self.labelled[k] is not None:  # (no extra draw for a densely labelled image)
+            classes = [pixels for pixels in self.labelled[k] if len(pixels)]
+            y, x = centred_origin(image.shape, self.size, classes[int(rng.integers(len(classes)))], rng)
         image = image[y:y + self.size, x:x + self.size]
         if not self.with_masks:
             return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]

@@ -196,8 +196,9 @@ class DatasetFolder:
         """The ``k`` annotated train images of round ``round_index``.
 
         Deterministic from the dataset's train stems and the round alone, so every method of a
-        comparison fine-tunes on the same images: a fixed permutation of the sorted train stems
-        (seeded by their hash) is cut into consecutive blocks of ``k``, wrapping around.
+        comparison fine-tunes on the same images: in a fixed permutation of the sorted train stems
+        (seeded by their hash), round r takes positions r, r + s, r + 2s, ... (s = ceil(n / k)), so the
+        k images of round r hold the single image of round r, and rounds 0..s-1 never share an image.
         """
         stems = sorted(self.stems("train"))
         if k < 1:
@@ -206,7 +207,8 @@ class DatasetFolder:
             return stems
         digest = hashlib.sha256("\n".join(stems).encode()).digest()
         order = np.random.default_rng(int.from_bytes(digest[:8], "little")).permutation(len(stems))
-        return [stems[order[(round_index * k + i) % len(stems)]] for i in range(k)]
+        stride = -(-len(stems) // k)
+        return [stems[order[(round_index + i * stride) % len(stems)]] for i in range(k)]
 
 
 def load_dataset(path: str | Path) -> DatasetFolder:

@@ -227,4 +227,4 @@ def unlabelled_crops(ds, config) -> "torch.utils.data.Dataset":
         masks.append(mask)
     batch = config.semi_batch or config.batch_size
     return RandomCropDataset(images, masks, config.crop, config.val_every * batch, seed=config.seed + 7,
-                             jitter_strength=0.0)
+                             jitter_strength=0.0, centre_on_labels=False)  # uniform, strokes or not
