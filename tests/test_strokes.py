@@ -97,3 +97,20 @@ def test_data_check_counts_labelled_pixels_and_names_a_class_no_stroke_covers(sy
     assert result.exit_code == 0, result.output
     assert "labelled pixels per class" in result.output and ds.stems("train")[0] in result.output
     assert f"class {ds.classes[-1]!r} is labelled in no train image" in result.output
+
+
+def test_a_cell_on_a_stroke_is_pure_for_pscl_templates_and_dense_coverage_is_unchanged():
+    from pscl.data.crops import pure_cells
+    from pscl.data.views import cell_coverage
+    dense = torch.zeros(1, 16, 16, dtype=torch.long)
+    dense[0, :, 8:] = 1
+    sparse = torch.full((1, 16, 16), IGNORE_INDEX, dtype=torch.long)
+    sparse[0, 1, :] = 0  # a one-pixel stroke of class 0 across the top cells
+    sparse[0, 12, 9:] = 1  # and one of class 1
+    cov = cell_coverage(sparse, 2, 4)[0]  # 4 x 4 px cells
+    assert torch.allclose(cov[0, 0], torch.ones(4)) and torch.allclose(cov[1, 3, 2:], torch.ones(2))
+    assert cov[:, 1:3].sum() == 0  # cells with no labels cover nothing
+    expected = torch.zeros(2, 4, 4)
+    expected[0, :, :2], expected[1, :, 2:] = 1, 1
+    assert torch.equal(cell_coverage(dense, 2, 4)[0], expected)
+    assert pure_cells(sparse[0].numpy().astype(np.uint8), 2, 4, 0.75).tolist() == [4, 2]

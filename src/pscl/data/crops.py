@@ -138,10 +138,15 @@ def stream_loader(dataset: Dataset, batch_size: int | None) -> DataLoader:
 
 def pure_cells(mask: np.ndarray, num_classes: int, stride: int, purity: float) -> np.ndarray:
     """(C,) how many ``stride`` x ``stride`` cells of a square label crop each class covers at least
-    ``purity`` of (unlabelled pixels count for no class)."""
+    ``purity`` of (unlabelled pixels count for no class; in a sparsely labelled crop, the share of the
+    cell's labelled pixels, as :func:`pscl.data.views.cell_coverage` counts it)."""
     h, w = mask.shape[0] // stride * stride, mask.shape[1] // stride * stride
     cells = mask[:h, :w].reshape(h // stride, stride, w // stride, stride)
     share = np.stack([(cells == c).mean(axis=(1, 3)) for c in range(num_classes)])  # (C, h/s, w/s)
+    if (mask == IGNORE_INDEX).any():
+        from pscl.data.views import MIN_LABELLED
+        labelled = share.sum(axis=0, keepdims=True)
+        share = np.where(labelled >= MIN_LABELLED, share / np.maximum(labelled, 1e-6), 0.0)
     return (share >= purity).sum(axis=(1, 2))
 
 

@@ -116,10 +116,19 @@ def cell_coverage(labels: torch.Tensor, num_classes: int, grid: int, geometry: V
 
     ``labels`` (B, H, W) long (255 = unlabelled: counts for no class) is one-hot encoded, warped
     with view 2's geometry when given (bilinear on the one-hot maps) and area-averaged to the grid.
+    Where labels are sparse (strokes), a cell's coverage is a share of its labelled pixels, so a cell
+    on a stroke is pure however thin the stroke; cells under :data:`MIN_LABELLED` labelled cover nothing.
     """
     valid = labels != 255
     onehot = F.one_hot(labels.clamp(max=num_classes - 1), num_classes).permute(0, 3, 1, 2).float()
     onehot = onehot * valid[:, None]
     if geometry is not None:
         onehot = geometry.warp(onehot)
-    return F.adaptive_avg_pool2d(onehot, grid)
+    coverage = F.adaptive_avg_pool2d(onehot, grid)
+    if bool(valid.all()):  # dense labels: the share of the cell's pixels
+        return coverage
+    labelled = coverage.sum(1, keepdim=True)
+    return torch.where(labelled >= MIN_LABELLED, coverage / labelled.clamp(min=1e-6), torch.zeros_like(coverage))
+
+
+MIN_LABELLED = 0.1  # a sparsely labelled cell with fewer labelled pixels covers no class
