@@ -80,6 +80,19 @@ def test_a_run_killed_at_random_steps_and_resumed_ends_as_the_straight_run(synth
     assert not (tmp_path / "resumed" / LOCK_FILE).exists()
 
 
+def test_a_rolled_back_run_killed_before_and_after_the_decision_resumes_to_the_straight_one(synth_data, tmp_path,
+                                                                                           monkeypatch):
+    import pscl.train.guard as guard
+    monkeypatch.setattr(guard, "MARGIN", -1.0)  # every guarded run rolls back
+    config = lambda: FinetuneConfig(steps=12, val_every=4, semi=True, select="last", semi_start=4, **TINY)  # noqa: E731
+    finetune(synth_data, tmp_path / "straight", config())
+    # killed during self-training, then during the plain continuation after the roll-back
+    _run_killed(finetune_module, monkeypatch, [(6, False), (10, False)],
+                lambda: finetune(synth_data, tmp_path / "resumed", config(), resume=True))
+    _same_model(tmp_path / "straight", tmp_path / "resumed")
+    assert read_model_file(tmp_path / "resumed")["semi_guard"]["rolled_back"]
+
+
 def test_a_killed_guided_pretraining_resumes_to_the_straight_one(synth_data, tmp_path, monkeypatch):
     from pscl.methods import PretrainConfig
     from pscl.train.pretrain import pretrain

@@ -171,14 +171,11 @@ def test_the_guard_rolls_back_only_when_self_training_cost_more_than_the_margin(
     assert not guard_decision(None, 0.5, 0.02) and not guard_decision(0.5, float("nan"), 0.02)  # no evidence: keep
 
 
-def test_a_guarded_run_keeps_the_last_model_or_the_pre_semi_one_and_records_both_scores(synth_data, tmp_path,
-                                                                                           monkeypatch):
+def test_a_guarded_run_keeps_self_training_or_rolls_back_and_trains_on_without_it(synth_data, tmp_path, monkeypatch):
     import pscl.train.guard as guard
 
-    def model_state(run, checkpoint=None):
-        if checkpoint is None:
-            return read_model_file(run)["state_dict"]
-        state = torch.load(run / "checkpoints" / checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    def last_state(run, name="last.ckpt"):
+        state = torch.load(run / "checkpoints" / name, map_location="cpu", weights_only=False)["state_dict"]
         return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
 
     config = dict(steps=8, val_every=4, semi=True, select="last", semi_rampup=1, **TINY)  # semi from step 4
@@ -187,16 +184,23 @@ def test_a_guarded_run_keeps_the_last_model_or_the_pre_semi_one_and_records_both
         monkeypatch.setattr(guard, "MARGIN", margin)
         runs[name] = tmp_path / name
         summary = finetune(synth_data, runs[name], FinetuneConfig(**config))
-        record = read_model_file(runs[name])["semi_guard"]
+        payload = read_model_file(runs[name])
+        record = payload["semi_guard"]
         assert summary["semi_guard"] == record and record["pre"] is not None and record["end"] is not None
-        assert record["rolled_back"] is (name == "back")
-    back, kept = model_state(runs["back"]), model_state(runs["kept"])
-    assert all(torch.equal(back[k], v) for k, v in model_state(runs["back"], "pre-semi.ckpt").items())
-    assert all(torch.equal(kept[k], v) for k, v in model_state(runs["kept"], "last.ckpt").items())
-    assert read_model_file(runs["back"])["selected"] == "pre-semi.ckpt"
-    assert read_model_file(runs["back"])["holdout_dice_fg"] == read_model_file(runs["back"])["semi_guard"]["pre"]
-    # the two runs trained alike: the same pre-semi model and the same end, only the decision differs
-    assert read_model_file(runs["back"])["semi_guard"]["end"] == read_model_file(runs["kept"])["semi_guard"]["end"]
+        assert record["rolled_back"] is (name == "back") and payload["steps"] == 8
+    kept, back = read_model_file(runs["kept"]), read_model_file(runs["back"])
+    assert kept["selected"] == "last" and kept["holdout_dice_fg"] == kept["semi_guard"]["end"]
+    assert all(torch.equal(kept["state_dict"][k], v) for k, v in last_state(runs["kept"]).items())
+    # rolled back: trained on from the pre-semi model without self-training, to the end of the budget
+    assert back["selected"] == "last (self-training rolled back)"
+    pre = last_state(runs["back"], "pre-semi.ckpt")
+    assert any(not torch.equal(back["state_dict"][k], v) for k, v in pre.items())
+    assert all(torch.equal(back["state_dict"][k], v) for k, v in last_state(runs["back"]).items())
+    assert (runs["back"] / "checkpoints" / "semi-last.ckpt").exists()
+    resumed_log = next((runs["back"]).glob("logs-resumed-*/metrics.csv")).read_text()
+    assert "train_unsup_loss" not in resumed_log.splitlines()[0]  # no self-training after the roll-back
+    # the two runs trained alike up to the decision
+    assert back["semi_guard"]["end"] == kept["semi_guard"]["end"] and back["semi_guard"]["pre"] == kept["semi_guard"]["pre"]
     # without the guard, all the annotation trains and nothing is held out
     plain = finetune(synth_data, tmp_path / "unguarded", FinetuneConfig(**config, semi_guard=False))
     assert "semi_guard" not in plain and not (tmp_path / "unguarded" / "checkpoints" / "pre-semi.ckpt").exists()

@@ -22,7 +22,7 @@ from pscl.nn import UNet
 from pscl.nn.unet import split_norm
 from pscl.profiles import profile_settings
 from pscl.run_folder import RunFolder
-from pscl.train.guard import SemiGuard, guarded_model
+from pscl.train.guard import SemiGuard, guard_record, set_aside
 from pscl.train.holdout import holdout_split
 from pscl.train.module import SegmentationModule, WholeImages, score_prefix  # noqa: F401 (re-exported)
 from pscl.runtime import RuntimeConfig, trainer_devices
@@ -212,27 +212,36 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
         from pscl.train.semi import SemiSegmentationModule, unlabelled_crops
         module = SemiSegmentationModule(model, config, weights, classes,
                                         prior=torch.tensor(class_counts(masks, len(classes))))
-        extra = unlabelled_crops(ds, config)
-        train_loader = {"labelled": train_loader, "unlabelled": stream_loader(extra, config.semi_batch or config.batch_size)}
+        pool = unlabelled_crops(ds, config)
+        train_loader = {"labelled": train_loader, "unlabelled": stream_loader(pool, config.semi_batch or config.batch_size)}
     else:
         module = SegmentationModule(model, config, weights, classes)
     folder.write_config(cfg)
     val_loader = DataLoader(val_images, batch_size=1) if use_val else None
-    trainer = fit(module, out, train_loader, config.steps, config.val_every, accelerator=config.accelerator, devices=config.devices,
-                  precision=config.precision, progress=config.progress, val=val_loader,
-                  monitor=f"{on}_dice_fg" if config.select == "val" else None, resume=resuming,
-                  callbacks=[SemiGuard(folder, f"{on}_dice_fg")] if config.guarded else None,
-                  processes=trainer_devices(config.devices))
+    run = dict(accelerator=config.accelerator, devices=config.devices, precision=config.precision,
+               progress=config.progress, val=val_loader, processes=trainer_devices(config.devices))
+    rolled_back = config.guarded and folder.rollback_record.is_file()  # (a resumed run that had rolled back)
+    if not rolled_back:
+        trainer = fit(module, out, train_loader, config.steps, config.val_every,
+                      monitor=f"{on}_dice_fg" if config.select == "val" else None, resume=resuming,
+                      callbacks=[SemiGuard(folder, f"{on}_dice_fg")] if config.guarded else None, **run)
     chosen, best_val, extra = "last", None, {}
-    best = selected_checkpoint(folder, f"{on}_dice_fg") if config.select == "val" else None
     if config.guarded:
-        best, extra["semi_guard"] = guarded_model(folder)
-        best_val = extra["semi_guard"]["pre" if best is not None else "end"]
-        best = None if best is None else (best, best_val)
+        extra["semi_guard"] = guard_record(folder)
+        best_val = extra["semi_guard"]["end"]
+        if extra["semi_guard"]["rolled_back"]:  # on from the pre-semi model, without self-training
+            if not rolled_back:
+                set_aside(folder, extra["semi_guard"])
+            plain = SegmentationModule(model, replace(config, semi=False), weights, classes)
+            plain.strict_loading = False  # (the checkpoint also holds the teacher)
+            trainer = fit(plain, out, stream_loader(train, config.batch_size), config.steps, config.val_every,
+                          resume=True, start_from=folder.pre_semi_checkpoint, **{**run, "val": None})
+            chosen, best_val = "last (self-training rolled back)", None
+    best = selected_checkpoint(folder, f"{on}_dice_fg") if config.select == "val" else None
     if best is not None:
         state, best_val = best
         model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
-        chosen = "pre-semi.ckpt" if config.guarded else "best.ckpt"
+        chosen = "best.ckpt"
     save_model(out, model.cpu(), cfg, classes, selected=chosen, **{f"{on}_dice_fg": best_val}, **extra,
                steps=steps_done(trainer, config.steps))
     return _summary(folder, stems)

@@ -55,11 +55,14 @@ def guard_decision(pre: float | None, end: float | None, margin: float) -> bool:
     return pre - end > margin
 
 
-def guarded_model(folder: RunFolder, margin: float | None = None) -> tuple[dict | None, dict]:
-    """After a guarded run: (the pre-semi state dict if the run rolls back to it, else None; the record
-    ``{"pre", "end", "margin", "rolled_back"}``), read from the run's checkpoints on disk (whatever
-    process trained)."""
+def guard_record(folder: RunFolder, margin: float | None = None) -> dict:
+    """After a guarded run's self-training phase: ``{"pre", "end", "margin", "rolled_back"}``, from the record of
+    a roll-back already decided, else from the run's ``last.ckpt`` on disk (whatever process trained)."""
+    import json
+
     import torch
+    if folder.rollback_record.is_file():
+        return json.loads(folder.rollback_record.read_text())
     margin = MARGIN if margin is None else margin
     state = {}
     if folder.last_checkpoint.is_file():
@@ -67,8 +70,15 @@ def guarded_model(folder: RunFolder, margin: float | None = None) -> tuple[dict 
         state = checkpoint.get("callbacks", {}).get(SemiGuard.__qualname__, {})
     pre, end = state.get("pre"), state.get("end")
     rolled = guard_decision(pre, end, margin) and folder.pre_semi_checkpoint.is_file()
-    record = {"pre": pre, "end": end, "margin": margin, "rolled_back": rolled}
-    if not rolled:
-        return None, record
-    weights = torch.load(folder.pre_semi_checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    return weights, record
+    return {"pre": pre, "end": end, "margin": margin, "rolled_back": rolled}
+
+
+def set_aside(folder: RunFolder, record: dict) -> None:
+    """Roll back: the self-training phase's ``last.ckpt`` becomes ``semi-last.ckpt`` and the decision is written,
+    so the run goes on from ``pre-semi.ckpt`` without self-training (and a resumed run knows it)."""
+    import json
+
+    from pscl.files import write_text
+    if folder.last_checkpoint.is_file():
+        folder.last_checkpoint.replace(folder.semi_last_checkpoint)
+    write_text(folder.rollback_record, json.dumps(record))

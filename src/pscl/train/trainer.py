@@ -101,8 +101,12 @@ class QuietProcesses(Callback):
 def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, every: int, *,
         accelerator: str = "auto", devices: int | str = 1, precision: str = "auto", progress: bool = True,
         val: DataLoader | None = None, monitor: str | None = None, resume: bool = False,
-        callbacks: list[Callback] | None = None, sync_batchnorm: bool = False, processes: int = 1) -> L.Trainer:
+        callbacks: list[Callback] | None = None, sync_batchnorm: bool = False, processes: int = 1,
+        start_from: Path | None = None) -> L.Trainer:
     """Train ``module`` for ``steps`` optimiser steps, logging to ``out/logs/metrics.csv``.
+
+    With ``resume`` the run continues from its ``last.ckpt``, or, where there is none, from ``start_from``
+    (a checkpoint of another phase of the run: its weights, optimiser, step count and random streams).
 
     Checkpoints go to ``out/checkpoints``: ``last.ckpt`` every ``every`` steps, after that step's
     validation (the resume point), and, with ``monitor``, ``best.ckpt`` (maximum of that validation
@@ -121,7 +125,8 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     folder = RunFolder(out)
     ckpt_dir, last = folder.checkpoints, folder.last_checkpoint
     resuming = resume and last.exists()
-    log_version = folder.log_name(resuming)
+    start = str(last) if resuming else (str(start_from) if resume and start_from is not None else None)
+    log_version = folder.log_name(start is not None)
     cbs = [*(callbacks or []), RandomState(), QuietProcesses(), *([StepsBar()] if progress else [])]
     if monitor:  # (before `last`: the resume point then records the best score of its own validation)
         cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename=BEST, monitor=monitor, mode="max", save_top_k=1,
@@ -151,7 +156,7 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
         handler = signal.getsignal(signal.SIGINT)
         try:
-            trainer.fit(module, train, val, ckpt_path=str(last) if resuming else None)
+            trainer.fit(module, train, val, ckpt_path=start)
         except SystemExit:
             # Lightning turns Ctrl-C into exit status 1 after its teardown; it is an interrupt
             if trainer.interrupted:
