@@ -59,8 +59,8 @@ def test_a_guarded_run_without_val_masks_scores_the_held_out_annotation(synth_da
     summary = finetune(data, run, FinetuneConfig(steps=20, val_every=10, select="last", semi=True, crop=64,
                                                  **{k: v for k, v in TINY.items() if k != "crop"}))
     payload = read_model_file(run)
-    assert payload["selected"] in ("last", "pre-semi.ckpt") and payload.get("val_dice_fg") is None
-    assert 0 <= payload["holdout_dice_fg"] <= 1 and summary["holdout_dice_fg"] == payload["holdout_dice_fg"]
+    assert payload["selected"] in ("last", "last (self-training rolled back)") and payload.get("val_dice_fg") is None
+    assert 0 <= payload["semi_guard"]["end"] <= 1 and summary["semi_guard"] == payload["semi_guard"]
     log = (run / "logs" / "metrics.csv").read_text().splitlines()[0]
     assert "holdout_dice_fg" in log and "val_dice_fg" not in log
     with pytest.raises(ValueError, match="select must be one of val, last"):

@@ -254,3 +254,23 @@ def test_semi_supervised_fine_tuning_beats_plain_on_darker_test_images(darker_da
             differences.append(scores["semi"] - scores["plain"])
     assert np.median(differences) > 0.01, differences
     assert sum(d > 0 for d in differences) >= 4, differences
+
+
+def test_an_annotation_too_small_to_hold_out_trains_unguarded_with_a_note(synth_data, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    from pscl.data.folders import load_dataset
+    from pscl.errors import DataWarning
+    data = tmp_path / "tiny"
+    shutil.copytree(synth_data, data)
+    ds = load_dataset(data)
+    stem = ds.shots(1, 0)[0]
+    _, full = ds.load_pair(stem)
+    mask = np.full(full.shape, IGNORE_INDEX, np.uint8)
+    mask[:12, :12] = full[:12, :12]  # every label in one corner block
+    Image.fromarray(mask).save(ds.mask_path(stem))
+    with pytest.warns(DataWarning, match="self-training is not guarded"):
+        summary = finetune(data, tmp_path / "run", FinetuneConfig(steps=4, val_every=2, semi=True, select="last", **TINY))
+    assert "semi_guard" not in summary and read_model_file(tmp_path / "run")["config"]["semi_guard"] is False

@@ -6,6 +6,7 @@ the last one, never on test.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -16,7 +17,7 @@ from pscl.checkpoints import load_backbone, load_model, read_model_file, save_mo
 from pscl.data.crops import RandomCropDataset, stream_loader
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.orientation import ORIENTATIONS, resolve_orientation
-from pscl.errors import DataError
+from pscl.errors import DataError, DataWarning
 from pscl.losses import class_counts, class_weights
 from pscl.nn import UNet
 from pscl.nn.unet import split_norm
@@ -188,8 +189,14 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     out, classes = folder.path, ds.classes
     images, masks = map(list, zip(*pairs))
     if config.holds_out:  # train on part of the annotation, guard self-training on the rest
-        masks, held = holdout_split(masks, config.crop, len(classes), config.seed)
-        val_images = WholeImages(list(zip(images, held)))
+        # blocks of the crop's side, or a quarter of the smallest image's side for small micrographs
+        block = min(config.crop, max(16, min(min(m.shape) for m in masks) // 4))
+        try:
+            masks, held = holdout_split(masks, block, len(classes), config.seed)
+            val_images = WholeImages(list(zip(images, held)))
+        except ValueError as exc:  # too little annotation to hold any out: self-training goes unguarded
+            warnings.warn(DataWarning(f"self-training is not guarded: {exc}"))
+            config.semi_guard = False
     use_val, on = val_images is not None, score_prefix(config)
     config.geometry = resolve_orientation(config.orientation, masks, len(classes))
     resuming = folder.prepare(config, resume=resume, overwrite=overwrite)
