@@ -60,6 +60,10 @@ def test_a_strokes_folder_keeps_val_and_test_and_records_the_protocol(synth_data
     with pytest.raises(DataError, match="--overwrite"):
         stroke_dataset(synth_data, out)
     assert not list(tmp_path.glob(".strokes.*"))  # no half-written folder left
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # as mkdir would make it, not the temp folder's 0700
 
 
 def test_crops_of_a_stroked_image_always_hold_labels_and_dense_images_crop_as_before():

@@ -86,3 +86,14 @@ def _probe(folder: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".pscl-write-test-")
     os.close(fd)
     os.unlink(tmp)
+
+
+def publish_folder(tmp: Path, out: Path) -> Path:
+    """Move a folder built in ``tmp`` (a ``tempfile.mkdtemp``, private to its owner) to ``out`` with the
+    permissions a plain ``mkdir`` would give it (the umask's)."""
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    tmp.rename(out)
+    return out

@@ -31,7 +31,7 @@ from skimage.morphology import disk, skeletonize
 from pscl.data.folders import load_dataset
 from pscl.data.io import IGNORE_INDEX, read_mask
 from pscl.errors import DataError
-from pscl.files import write_png
+from pscl.files import publish_folder, write_png
 
 SMALL = 200  # px: an object below this area gets a dot, not a stroke
 DOTS_PER_TURN = 12  # a class of small objects gets up to this many dots per turn (about one stroke's pixels)
@@ -158,7 +158,7 @@ def stroke_dataset(data: str | Path, out: str | Path, budget: float = 0.02, seed
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=1))
         if out.exists():
             shutil.rmtree(out)
-        tmp.rename(out)
+        publish_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -26,6 +26,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from pscl.errors import DataError
+from pscl.files import publish_folder
 
 CLASSES = ["matrix", "lamellar", "precipitate"]
 
@@ -136,7 +137,7 @@ def synthesize_dataset(out: str | Path, n: int = 12, seed: int = 0, size: int = 
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=1))
         if out.exists():
             out.rmdir()
-        tmp.rename(out)
+        publish_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
