@@ -112,12 +112,13 @@ def test_every_finetune_option_is_the_config_field_of_its_name_with_its_default(
     import inspect
     from dataclasses import MISSING, fields
 
-    from pscl.cli.train import FINETUNE_OPTIONS, finetune
+    from pscl.cli.train import finetune
     from pscl.train.finetune import FinetuneConfig
     config_fields = {f.name: f for f in fields(FinetuneConfig)}
     parameters = inspect.signature(finetune).parameters
     run_options = {"data", "out", "profile", "resume", "overwrite"}  # where and how, not what the run computes
-    assert set(parameters) == set(FINETUNE_OPTIONS) | run_options
+    FINETUNE_OPTIONS = set(parameters) - run_options
+    assert FINETUNE_OPTIONS <= set(config_fields), FINETUNE_OPTIONS - set(config_fields)
     recorded_only = {"geometry", "dataset", "annotated"}  # filled in by the run
     api_only = {"stems", "semi_rampup", "semi_batch", "norm"}  # the Python API's (explicit images, semi batch
     # shape, the U-Net's norm: none measured better than batch norm)

@@ -78,10 +78,12 @@ def main() -> None:
     scores: dict = {m: {s: {} for s in sets} for m in methods}
     for method in methods:
         bench, spec = method.split(":", 1)
-        for run in sorted(BenchFolder(bench).run(spec, "").glob("round*")):
+        for run in sorted(r for r in BenchFolder(bench).run(spec, "").glob("round*") if (r / "model.pt").exists()):
             r = int(run.name[5:])
             for label, folder in sets.items():
-                result = evaluate(run, folder, split="test", out=run / f"eval_{name}_shift_{label}.json")
+                cached = run / f"eval_{name}_shift_{label}.json"  # (made by an earlier call: reused)
+                result = json.loads(cached.read_text()) if cached.exists() else evaluate(run, folder, split="test",
+                                                                                          out=cached)
                 scores[method][label][r] = result["dice_fg"]
             print(method, r, {k: round(v[r], 4) for k, v in scores[method].items()}, flush=True)
     first = methods[0]

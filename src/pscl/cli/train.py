@@ -10,13 +10,6 @@ import typer
 from pscl.cli.common import (ACCELERATOR, DEVICES, OVERWRITE, PRECISION, PROFILE, RESUME, SEED, api, app, console,
                              err, errors_exit, ints, print_scores, profile_option)
 
-# the options of `pscl finetune` that are FinetuneConfig fields of the same name (None: the profile's or the
-# config's default); tests/test_cli.py checks that every config field a user sets has its option here
-FINETUNE_OPTIONS = ("shots", "round", "all_train", "init", "steps", "batch_size", "crop", "lr", "widths",
-                    "val_every", "orientation", "select", "seed", "lr_contracting_init", "lr_schedule",
-                    "class_weight_power", "dice_weight", "jitter", "photometric", "seeds", "semi", "semi_weight",
-                    "semi_threshold", "semi_ema", "semi_floor", "semi_class_thresholds", "semi_start", "semi_align",
-                    "semi_align_mix", "semi_guard", "accelerator", "devices", "precision", "progress")
 
 
 @app.command()
@@ -72,6 +65,7 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
              accelerator: str = ACCELERATOR, devices: str = DEVICES, precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
+    options = dict(locals())  # (first: the command's own arguments only)
     if select is None:  # without val masks: the last model (benchmarks/user-protocol/)
         from pscl.data.folders import load_dataset
         from pscl.profiles import profile_settings
@@ -80,7 +74,12 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
         if select == "last":
             err.print(f"note: {data} has no val split: the model of the last step is kept (--select last)",
                       highlight=False)
-    given = {k: v for k, v in locals().items() if k in FINETUNE_OPTIONS and v is not None}
+    from dataclasses import fields
+
+    from pscl.train.finetune import FinetuneConfig
+    # every option named as a FinetuneConfig field sets it (None: the profile's or the config's default);
+    # tests/test_cli.py checks that the options are these fields and the run options, with the fields' defaults
+    given = {k: v for k, v in options.items() if k in {f.name for f in fields(FinetuneConfig)} and v is not None}
     given["widths"] = ints(widths) if widths else None
     config = api.finetune_config(profile, **{**{k: v for k, v in given.items() if v is not None},
                                              "init": str(init) if init else None, "select": select,
