@@ -314,7 +314,7 @@ def test_every_committed_bench_folder_rebuilds_to_its_committed_tables(tmp_path)
         data = SHARED_DATA / recorded["dataset"].lower()
         if not (data / "dataset.json").exists():
             continue  # a synthetic set, or the real data is absent
-        copy = tmp_path / folder.name
+        copy = tmp_path / "-".join(folder.relative_to(folder.parents[1]).parts)
         shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.png"))
         ds = load_dataset(data)
         collect(copy, ds.name, ds.classes, recorded["shots"], recorded["profile"], recorded["command"],

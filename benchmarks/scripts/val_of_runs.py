@@ -25,7 +25,7 @@ def main() -> None:
     data, bench, out, methods = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:]
     scores = {m: {} for m in methods}
     for method in methods:
-        for run in sorted(BenchFolder(bench).run(method, "").glob("round*")):
+        for run in sorted(r for r in BenchFolder(bench).run(method, "").glob("round*") if (r / "model.pt").exists()):
             scores[method][int(run.name[5:])] = evaluate(run, data, split="val")["dice_fg"]
     first = scores[methods[0]]
     lines = [f"# Val Dice (fg) of runs selected without val masks: {bench.name}", "",
