@@ -57,7 +57,8 @@ def data_synth(out: Path = typer.Option(..., "--out", help="dataset folder to wr
 def data_strokes(data: Path = typer.Argument(..., help="dataset folder with full masks"),
                  out: Path = typer.Option(..., "--out", help="dataset folder to write (train masks as strokes)"),
                  budget: float = typer.Option(0.02, help="stroked share of each train image's pixels"),
-                 width: int = typer.Option(3, help="brush width in px"), seed: int = 0,
+                 width: int = typer.Option(3, help="brush width in px"),
+                 seed: int = typer.Option(0, help="seed of the strokes (one random stream per image)"),
                  overwrite: bool = typer.Option(False, "--overwrite", help="replace a folder that is not empty")) -> None:
     """Copy a dataset folder with its train masks replaced by simulated brush strokes (val and test untouched)."""
     from pscl.data.strokes import stroke_dataset
