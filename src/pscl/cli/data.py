@@ -28,7 +28,7 @@ def data_check(directory: Path = typer.Argument(..., help="dataset folder or pla
         from pscl.data.labels import label_table, label_warnings, labelled_pixels
         counts = labelled_pixels(ds)
         table = Table("train image", "labelled", *ds.classes, title="labelled pixels per class")
-        for row in label_table(ds, counts):
+        for row in label_table(counts):
             table.add_row(*row)
         console.print(table)
         for warning in label_warnings(ds, counts):

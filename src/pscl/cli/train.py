@@ -80,9 +80,9 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
     # every option named as a FinetuneConfig field sets it (None: the profile's or the config's default);
     # tests/test_cli.py checks that the options are these fields and the run options, with the fields' defaults
     given = {k: v for k, v in options.items() if k in {f.name for f in fields(FinetuneConfig)} and v is not None}
-    given["widths"] = ints(widths) if widths else None
-    config = api.finetune_config(profile, **{**{k: v for k, v in given.items() if v is not None},
-                                             "init": str(init) if init else None, "select": select,
+    if widths:
+        given["widths"] = ints(widths)
+    config = api.finetune_config(profile, **{**given, "init": str(init) if init else None, "select": select,
                                              "devices": int(devices) if devices.isdigit() else devices})
     summary = api.finetune(data, out, config, resume=resume, overwrite=overwrite)
     console.print_json(json.dumps(summary))

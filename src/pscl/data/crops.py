@@ -69,7 +69,7 @@ class RandomCropDataset(Dataset):
         self.photometric = StrongPhotometric(p=photometric) if photometric > 0 else None
         # sparsely labelled images (strokes: under half the pixels labelled): crops centred on a labelled pixel
         # of a class drawn uniformly among those labelled there, so that no step trains on an unlabelled crop
-        self.labelled = [class_pixels(m, range(int(m[m != IGNORE_INDEX].max()) + 1))
+        self.labelled = [[pixels for pixels in class_pixels(m, range(int(m[m != IGNORE_INDEX].max()) + 1)) if len(pixels)]
                          if centre_on_labels and self.with_masks and 0 < (m != IGNORE_INDEX).mean() < SPARSE else None
                          for m in self.masks]
 
@@ -84,7 +84,7 @@ class RandomCropDataset(Dataset):
         y = rng.integers(0, image.shape[0] - self.size + 1)
         x = rng.integers(0, image.shape[1] - self.size + 1)
         if self.labelled[k] is not None:  # (no extra draw for a densely labelled image)
-            classes = [pixels for pixels in self.labelled[k] if len(pixels)]
+            classes = self.labelled[k]  # the labelled pixels of each class the image has
             y, x = centred_origin(image.shape, self.size, classes[int(rng.integers(len(classes)))], rng)
         image = image[y:y + self.size, x:x + self.size]
         if not self.with_masks:

@@ -5,8 +5,8 @@ the last one, never on test.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
 import warnings
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import lightning as L
@@ -116,13 +116,9 @@ class FinetuneConfig(RuntimeConfig):
 
     @property
     def guarded(self) -> bool:
-        """Whether self-training checks itself on held-out annotation (:mod:`pscl.train.guard`)."""
+        """Whether self-training checks itself on a fifth of the annotation held out of training
+        (:mod:`pscl.train.guard`, :mod:`pscl.train.holdout`)."""
         return self.semi and self.semi_guard and self.select == "last"
-
-    @property
-    def holds_out(self) -> bool:
-        """Whether a fifth of the annotation is held out of training (:mod:`pscl.train.holdout`)."""
-        return self.guarded
 
 
 def annotated_stems(ds: DatasetFolder, config: FinetuneConfig) -> list[str]:
@@ -137,12 +133,12 @@ def finetune_config(profile: str | None = None, **overrides) -> FinetuneConfig:
     if overrides.get("init"):
         payload = read_model_file(overrides["init"])
         recorded = {"widths": tuple(payload["widths"]), "norm": payload.get("norm", "batch")}
+        shown = lambda v: ",".join(map(str, v)) if isinstance(v, (tuple, list)) else v  # noqa: E731 (as typed)
         for key, value in recorded.items():
             given = overrides.get(key)
             if given is not None and (tuple(given) if key == "widths" else given) != value:
-                shown = ",".join(map(str, value)) if key == "widths" else value
-                raise ValueError(f"--{key} {given if key == 'norm' else ','.join(map(str, given))} differs from the "
-                                 f"{key} of --init {overrides['init']} ({shown}): the pretrained U-Net decides it")
+                raise ValueError(f"--{key} {shown(given)} differs from the {key} of --init {overrides['init']} "
+                                 f"({shown(value)}): the pretrained U-Net decides it")
         settings.update(recorded)
     return FinetuneConfig(**settings)
 
@@ -188,7 +184,7 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     """The run itself, holding the folder's lock (:func:`finetune` checked every input)."""
     out, classes = folder.path, ds.classes
     images, masks = map(list, zip(*pairs))
-    if config.holds_out:  # train on part of the annotation, guard self-training on the rest
+    if config.guarded:  # train on part of the annotation, guard self-training on the rest
         # blocks of the crop's side, or a quarter of the smallest image's side for small micrographs
         block = min(config.crop, max(16, min(min(m.shape) for m in masks) // 4))
         try:

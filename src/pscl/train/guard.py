@@ -4,10 +4,11 @@ annotation worse.
 Without val masks (``select="last"``) a semi-supervised run holds a fifth of the annotation out of training
 (:mod:`pscl.train.holdout`) and scores it at every validation. :class:`SemiGuard` keeps the weights of the
 validation that ends the supervised-only phase (``checkpoints/pre-semi.ckpt``, with their held-out Dice) and
-the held-out Dice of the last validation; :func:`guard_decision` then keeps the last model, or rolls back to
-the pre-semi one when self-training lowered the held-out Dice by more than ``margin``. Only two models are
-compared (no maximum over many checkpoints, which favours noise), and both scores are recorded in
-``model.pt`` whatever the decision.
+the held-out Dice of the last validation; :func:`guard_decision` then keeps the last model, or, when
+self-training lowered the held-out Dice by more than ``margin``, the run rolls back to the pre-semi model and
+trains on from it without self-training to the end of its budget (:func:`set_aside`; pscl.train.finetune), so it
+ends as plain fine-tuning would. Only two models are compared (no maximum over many checkpoints, which favours
+noise), and both scores are recorded in ``model.pt`` whatever the decision.
 """
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ class SegmentationModule(L.LightningModule):
 
 def score_prefix(config) -> str:
     """What a run scores while it trains: ``val`` masks, or the ``holdout`` annotation."""
-    return "holdout" if config.holds_out else "val"
+    return "holdout" if config.guarded else "val"
 
 
 class WholeImages(torch.utils.data.Dataset):
