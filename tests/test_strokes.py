@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 from pscl import FinetuneConfig, evaluate, finetune
 from pscl.cli import app
 from pscl.data.crops import RandomCropDataset
-from pscl.data.folders import check_dataset, load_dataset
+from pscl.data.folders import load_dataset
+from pscl.data.labels import check_dataset
 from pscl.data.io import IGNORE_INDEX, read_mask
 from pscl.data.strokes import stroke_dataset, stroke_mask
 from pscl.errors import DataError

@@ -23,6 +23,7 @@ LAYERS = (
     ("metallography", "studies"),  # phase fractions and reports; probe, suggest, guidance diagnostics
     ("bench",),
     ("api",),
+    ("app",),  # the page: its server, training jobs, tiles
     ("cli",),
 )
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}

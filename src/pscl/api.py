@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Callable
 
 import pscl
-from pscl.data.folders import DatasetFolder, check_dataset, load_dataset
+from pscl.data.folders import DatasetFolder, load_dataset
+from pscl.data.labels import check_dataset
 from pscl.data.synth import synthesize_dataset
 from pscl.inference.evaluate import evaluate
 from pscl.train.finetune import FinetuneConfig, finetune, finetune_config

@@ -47,12 +47,15 @@ def load_model(run: str | Path) -> tuple[UNet, dict]:
     return model.eval(), payload
 
 
-def load_backbone(model: UNet, run: str | Path) -> dict:
-    """Copy the encoder and decoder weights of a run into ``model`` (its classifier stays fresh)."""
+def load_backbone(model: UNet, run: str | Path, classes: list[str] | None = None) -> dict:
+    """Copy the encoder and decoder weights of a run into ``model``; its classifier too where the run was
+    fine-tuned for the same ``classes`` (a correction round goes on from the last model), else the
+    classifier stays fresh."""
     payload = read_model_file(run)
     if tuple(payload["widths"]) != tuple(model.widths):
         raise DataError(f"{run}: widths {tuple(payload['widths'])} differ from the model's {model.widths}")
-    state = {k: v for k, v in payload["state_dict"].items() if not k.startswith("classifier.")}
+    same_classes = classes is not None and list(payload.get("classes") or []) == list(classes)
+    state = {k: v for k, v in payload["state_dict"].items() if same_classes or not k.startswith("classifier.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("classifier.")]
     if missing or unexpected:

@@ -64,3 +64,16 @@ def data_strokes(data: Path = typer.Argument(..., help="dataset folder with full
     from pscl.data.strokes import stroke_dataset
     path = stroke_dataset(data, out, budget=budget, seed=seed, width=width, overwrite=overwrite)
     console.print(f"wrote {path}")
+
+
+@data_app.command("init")
+@errors_exit
+def data_init(folder: Path = typer.Argument(..., help="a folder of micrographs (in it or in images/)"),
+              classes: str = typer.Option(..., "--classes", help="class names in index order, comma-separated: "
+                                                                  "matrix,pearlite,precipitate")) -> None:
+    """Make a folder of micrographs a dataset folder in place: dataset.json and masks/ beside the images."""
+    from pscl.data.annotation import init_dataset
+    ds = init_dataset(folder, classes.split(","))
+    console.print(f"{folder}: dataset folder with classes {', '.join(ds.classes)}; "
+                  f"{len(ds.splits['train'])} annotated micrograph(s). Stroke them in `pscl app {folder}` "
+                  "or write masks/<stem>.png (255 = not labelled)")

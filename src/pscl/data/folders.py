@@ -3,9 +3,12 @@
 Layout (the README's "Data folder")::
 
     DIR/dataset.json      name, classes (index -> name), splits {train, val, test: [stems]}
-    DIR/images/<stem>.png micrographs (PNG or TIFF, 8/16-bit, grey/RGB/RGBA)
+    DIR/images/<stem>.png micrographs (PNG or TIFF, 8/16-bit, grey/RGB/RGBA); or DIR/<stem>.png
+                          where there is no images/ folder (a plain folder made a dataset in place)
     DIR/masks/<stem>.png  class index per pixel, 255 = not labelled
     DIR/unlabeled/*.png   optional micrographs without masks
+
+A micrograph in the image folder that no split lists counts as unlabelled too.
 
 A plain folder of images (no dataset.json) is accepted where only images are needed
 (pretraining, prediction): it has no classes and a single split ``all``.
@@ -25,7 +28,7 @@ from pscl.data.io import (IGNORE_INDEX, is_image_file, load_micrograph, normaliz
                           require_segmentable)
 from pscl.errors import DataError, DataWarning
 
-def _find_by_stem(folder: Path, stem: str) -> Path | None:
+def find_by_stem(folder: Path, stem: str) -> Path | None:
     for path in sorted(folder.glob(f"{stem}.*")):
         if is_image_file(path) and path.stem == stem:
             return path
@@ -81,15 +84,25 @@ class DatasetFolder:
             raise DataError(f"{self.root}: a plain image folder has no classes (no dataset.json)")
         return len(self.classes)
 
+    @property
+    def image_folder(self) -> Path:
+        """``images/``, or the folder itself where it has none (and for a plain image folder)."""
+        images = self.root / "images"
+        return images if self.labelled and images.is_dir() else self.root
+
     def image_path(self, stem: str) -> Path:
-        folder = self.root / "images" if self.labelled else self.root
-        path = _find_by_stem(folder, stem)
+        """The image of ``stem``: in the image folder, else in ``unlabeled/`` (an unlabelled micrograph
+        annotated later is listed in a split where it lies)."""
+        folder = self.image_folder
+        path = find_by_stem(folder, stem)
+        if path is None and self.labelled and (self.root / "unlabeled").is_dir():
+            path = find_by_stem(self.root / "unlabeled", stem)
         if path is None:
             raise DataError(f"{folder}/{stem}.*: image listed in dataset.json is missing")
         return path
 
     def mask_path(self, stem: str) -> Path:
-        path = _find_by_stem(self.root / "masks", stem)
+        path = find_by_stem(self.root / "masks", stem)
         if path is None:
             raise DataError(f"{self.root / 'masks'}/{stem}.*: mask is missing")
         return path
@@ -140,8 +153,16 @@ class DatasetFolder:
         return problems
 
     def unlabeled_paths(self) -> list[Path]:
+        """The micrographs no split lists: those of ``unlabeled/`` and of the image folder."""
+        listed = {s for stems in self.splits.values() for s in stems}
         folder = self.root / "unlabeled"
-        return list_images(folder) if folder.is_dir() else []
+        paths = [p for p in self.image_files() if p.stem not in listed] if self.labelled else []
+        paths += [p for p in (list_images(folder) if folder.is_dir() else []) if p.stem not in listed]
+        return paths
+
+    def image_files(self) -> list[Path]:
+        """Every image file directly in the image folder (subfolders such as masks/ are not images)."""
+        return [p for p in sorted(self.image_folder.iterdir()) if is_image_file(p)]
 
     def pretraining_paths(self) -> list[Path]:
         """Every image usable without labels: unlabeled/ plus the train split (or all images)."""
@@ -247,46 +268,3 @@ def load_dataset(path: str | Path) -> DatasetFolder:
     return DatasetFolder(root, str(meta.get("name", root.name)), list(classes),
                          {k: list(v) for k, v in splits.items()}, meta,
                          crop_bottom=meta.get("crop_bottom", "auto"))
-
-
-def check_dataset(path: str | Path) -> list[str]:
-    """Validate a dataset folder; return every problem found (empty list = valid).
-
-    Checks: dataset.json readable, class names distinct strings, stems strings; a train split (val
-    and test are optional); no stem listed twice; each listed stem has a readable image that is not constant
-    and a mask of the same size with indices < C or 255 and at least one labelled pixel; images in
-    unlabeled/ readable.
-    """
-    try:
-        ds = load_dataset(path)
-    except DataError as exc:
-        return [str(exc)]
-    problems: list[str] = []
-    if not ds.labelled:
-        for stem in ds.splits["all"]:
-            try:
-                read_image(ds.image_path(stem))
-            except DataError as exc:
-                problems.append(str(exc))
-        return problems
-    meta_path = ds.root / "dataset.json"
-    if not ds.splits.get("train"):  # (val and test are optional: a user's own folder often has neither)
-        problems.append(f"{meta_path}: split 'train' is missing or empty")
-    problems += ds.split_problems()
-    for stem in dict.fromkeys(s for stems in ds.splits.values() for s in stems):
-        try:
-            image, mask = ds.load_pair(stem)  # reads image and mask, checks size, class range and minimum size
-        except DataError as exc:
-            problems.append(str(exc))
-            continue
-        problems += ds.pair_problems(stem, image, mask)
-    for folder in ("images", "masks"):
-        stems_on_disk = [p.stem for p in list_images(ds.root / folder)] if (ds.root / folder).is_dir() else []
-        for stem in sorted({s for s in stems_on_disk if stems_on_disk.count(s) > 1}):
-            problems.append(f"{ds.root / folder}: several files share the stem {stem!r}")
-    for img in ds.unlabeled_paths():
-        try:
-            read_image(img)
-        except DataError as exc:
-            problems.append(str(exc))
-    return problems

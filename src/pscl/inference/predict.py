@@ -100,8 +100,18 @@ def onnx_tile_model(path: str | Path, threads: int = 0) -> tuple[TileModel, dict
     return run, meta
 
 
-def collect_inputs(source: str | Path) -> list[Path]:
-    """An image file, or every image in a folder (a dataset folder's images/ and unlabeled/ too)."""
+def collect_inputs(source: str | Path | list[Path]) -> list[Path]:
+    """An image file, every image in a folder (a dataset folder's images/ where the folder holds none),
+    or a list of image files."""
+    if isinstance(source, (list, tuple)):
+        paths = [p for s in source for p in collect_inputs(Path(s))]
+        stems = [p.stem for p in paths]
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        if twice:
+            raise DataError(f"images share the stem {twice[0]!r}, and outputs are named by stem")
+        if not paths:
+            raise DataError("no images given")
+        return paths
     source = Path(source)
     if source.is_file():
         if not is_image_file(source):
@@ -152,12 +162,13 @@ def check_predict_options(source: str | Path, out: str | Path, um_per_px: float 
 def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: int = 512, overlap: int = 128,
             device: str = "cpu", onnx: str | Path | None = None, um_per_px: float | None = None,
             crop_bottom: int | str | None = "auto", tta: bool = False, precision: str = "auto",
-            progress=None) -> dict:
+            progress=None, unsure: bool = False) -> dict:
     """Segment an image or a folder with the model of ``run`` (or the ONNX file ``onnx``);
     ``tta``: probabilities averaged over the 8 flips and quarter turns (:func:`pscl.inference.tiling.with_tta`);
     ``precision``: ``auto`` (bf16 where the hardware has it), ``32-true`` or ``bf16-mixed`` (torch only:
     ONNX Runtime runs the exported fp32 graph); ``progress(position, total, name)`` is called as
-    the work advances (``position``: images done, fractional within a large one).
+    the work advances (``position``: images done, fractional within a large one); ``unsure``: also
+    write ``<stem>_unsure.png``, how unsure the model is per pixel (:class:`Segmentation`).
 
     Each image's SEM data bar is cut off first (``crop_bottom``: "auto", a row count, or None)
     and its pixel size read (``um_per_px`` overrides the file's). Writes the files listed in the
@@ -183,11 +194,12 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
         tile_model = with_tta(tile_model, transforms((model_info.get("config") or {}).get("geometry")))
     with folder_lock(out):
         return _segment_all(paths, tile_model, classes, model_info, Path(out), tile, overlap, um_per_px, crop_bottom,
-                            tta, progress)
+                            tta, progress, unsure)
 
 
 def _segment_all(paths: list[Path], tile_model: TileModel, classes: list[str], model_info: dict, out: Path,
-                 tile: int, overlap: int, um_per_px: float | None, crop_bottom, tta: bool, progress) -> dict:
+                 tile: int, overlap: int, um_per_px: float | None, crop_bottom, tta: bool, progress,
+                 unsure: bool = False) -> dict:
     """:func:`predict`'s work once its inputs are checked, holding the ``out`` folder."""
     results: dict[str, np.ndarray] = {}
     images, failures = {}, []
@@ -207,6 +219,8 @@ def _segment_all(paths: list[Path], tile_model: TileModel, classes: list[str], m
         seg = segment_tiled(tile_model, image, len(classes), tile, overlap, on_strip=on_strip)
         write_png(out / f"{path.stem}_mask.png", seg.labels)
         write_png(out / f"{path.stem}_overlay.png", overlay(image, seg.labels))
+        if unsure:
+            write_png(out / f"{path.stem}_unsure.png", seg.unsure)
         results[path.stem] = seg.fractions(len(classes))
         images[path.stem] = {"source": str(path.absolute()), "height": int(raw.shape[0]), "width": int(raw.shape[1]),
                              "data_bar_rows": int(cut), "calibration": calibration,

@@ -23,10 +23,12 @@ TileModel = Callable[[np.ndarray], np.ndarray]
 
 @dataclass
 class Segmentation:
-    """Per-pixel labels (uint8, H x W) and the mean class probabilities over the image."""
+    """Per-pixel labels (uint8, H x W), the mean class probabilities over the image, and per pixel how
+    unsure the model is (uint8, 0: all probability on one class, 255: spread evenly over all classes)."""
 
     labels: np.ndarray
     mean_probabilities: np.ndarray
+    unsure: np.ndarray | None = None
 
     def fractions(self, num_classes: int) -> np.ndarray:
         """Area fraction of every class (hard labels)."""
@@ -90,10 +92,11 @@ def segment_tiled(tile_model: TileModel, image: np.ndarray, num_classes: int, ti
     th, tw = min(tile, h), min(tile, w)
     if th == h and tw == w:
         probs = tile_model(image[None])[0]
-        return Segmentation(probs.argmax(0).astype(np.uint8), probs.reshape(c, -1).mean(1))
+        return Segmentation(probs.argmax(0).astype(np.uint8), probs.reshape(c, -1).mean(1), _unsure(probs))
     stride = max(8, (tile - overlap) // 8 * 8)
     ys, xs = _origins(h, th, stride), _origins(w, tw, stride)
     labels = np.empty((h, w), dtype=np.uint8)
+    unsure = np.empty((h, w), dtype=np.uint8)
     prob_sum = np.zeros(c, dtype=np.float64)
     acc = np.zeros((c, th, w), dtype=np.float32)  # strip of rows [y0, y0 + th)
     wsum = np.zeros((th, w), dtype=np.float32)
@@ -113,12 +116,19 @@ def segment_tiled(tile_model: TileModel, image: np.ndarray, num_classes: int, ti
         done = (ys[n + 1][0] - y0) if n + 1 < len(ys) else hh
         p = acc[:, :done] / wsum[:done]
         labels[y0:y0 + done] = p.argmax(0)
+        unsure[y0:y0 + done] = _unsure(p)
         prob_sum += p.reshape(c, -1).sum(1)
         acc = np.concatenate([acc[:, done:], np.zeros((c, done, w), np.float32)], 1)
         wsum = np.concatenate([wsum[done:], np.zeros((done, w), np.float32)], 0)
         if on_strip:
             on_strip(n + 1, len(ys))
-    return Segmentation(labels, prob_sum / (h * w))
+    return Segmentation(labels, prob_sum / (h * w), unsure)
+
+
+def _unsure(probs: np.ndarray) -> np.ndarray:
+    """(C, H, W) probabilities -> uint8 (1 - max probability) / (1 - 1 / C) * 255."""
+    c = probs.shape[0]
+    return np.clip((1 - probs.max(0)) / (1 - 1 / c) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 __all__ = ["Segmentation", "TileModel", "segment_tiled", "with_tta"]

@@ -144,14 +144,14 @@ def finetune_config(profile: str | None = None, **overrides) -> FinetuneConfig:
 
 
 def finetune(data: str | Path | DatasetFolder, out: str | Path, config: FinetuneConfig | None = None,
-             resume: bool = False, overwrite: bool = False) -> dict:
+             resume: bool = False, overwrite: bool = False, on_step=None) -> dict:
     """Train a segmentation U-Net on annotated images of ``data``; write the run folder ``out``.
 
     The run folder (:class:`pscl.run_folder.RunFolder`) holds ``config.json``, ``logs/metrics.csv``,
     Lightning checkpoints and the selected ``model.pt``. Every input (options, annotated images,
     val masks) is checked before anything is written. A folder holding a run is refused unless
     ``resume`` (continue it: same settings; a finished run is returned as it is) or ``overwrite``.
-    Returns a summary dict.
+    ``on_step(step, total, module)`` is called after every training step. Returns a summary dict.
     """
     config = config or FinetuneConfig()
     ds = data if isinstance(data, DatasetFolder) else load_dataset(data)
@@ -176,19 +176,24 @@ def finetune(data: str | Path | DatasetFolder, out: str | Path, config: Finetune
         raise DataError("; ".join(problems))
     val_images = WholeImages([ds.load_pair(s) for s in ds.stems("val")]) if use_val else None  # checks every val mask
     with folder.lock():
-        return _train(ds, folder, config, stems, pairs, val_images, resume, overwrite)
+        return _train(ds, folder, config, stems, pairs, val_images, resume, overwrite, on_step)
+
+
+def guard_holdout(masks: list, config: FinetuneConfig, num_classes: int) -> tuple[list, list]:
+    """(masks trained on, masks held out) of the self-training guard: blocks of the crop's side, or a
+    quarter of the smallest image's side for small micrographs; ValueError where too little is annotated."""
+    block = min(config.crop, max(16, min(min(m.shape) for m in masks) // 4))
+    return holdout_split(masks, block, num_classes, config.seed)
 
 
 def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: list[str], pairs: list,
-           val_images, resume: bool, overwrite: bool) -> dict:
+           val_images, resume: bool, overwrite: bool, on_step=None) -> dict:
     """The run itself, holding the folder's lock (:func:`finetune` checked every input)."""
     out, classes = folder.path, ds.classes
     images, masks = map(list, zip(*pairs))
     if config.guarded:  # train on part of the annotation, guard self-training on the rest
-        # blocks of the crop's side, or a quarter of the smallest image's side for small micrographs
-        block = min(config.crop, max(16, min(min(m.shape) for m in masks) // 4))
         try:
-            masks, held = holdout_split(masks, block, len(classes), config.seed)
+            masks, held = guard_holdout(masks, config, len(classes))
             val_images = WholeImages(list(zip(images, held)))
         except ValueError as exc:  # too little annotation to hold any out: self-training goes unguarded
             warnings.warn(DataWarning(f"self-training is not guarded: {exc}"))
@@ -205,7 +210,7 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
         config.widths, config.norm = tuple(payload["widths"]), payload.get("norm", config.norm)
     model = UNet(len(classes), config.widths, norm=config.norm)
     if config.init:
-        load_backbone(model, config.init)
+        load_backbone(model, config.init, classes)
     cfg = asdict(config)
     train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
                               seed=config.seed, jitter_strength=config.jitter, photometric=config.photometric, geometry=config.geometry)
@@ -222,7 +227,7 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     folder.write_config(cfg)
     val_loader = DataLoader(val_images, batch_size=1) if use_val else None
     run = dict(accelerator=config.accelerator, devices=config.devices, precision=config.precision,
-               progress=config.progress, val=val_loader, processes=trainer_devices(config.devices))
+               progress=config.progress, val=val_loader, processes=trainer_devices(config.devices), on_step=on_step)
     rolled_back = config.guarded and folder.rollback_record.is_file()  # (a resumed run that had rolled back)
     if not rolled_back:
         trainer = fit(module, out, train_loader, config.steps, config.val_every,

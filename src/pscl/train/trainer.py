@@ -21,6 +21,18 @@ from torch.utils.data import DataLoader
 from pscl.run_folder import BEST, LAST, RunFolder
 
 
+class StepHook(Callback):
+    """Calls ``hook(step, total, module)`` after every optimiser step (a progress display, a preview
+    of the model being trained); it must leave the module and the random streams as it found them."""
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.is_global_zero:
+            self.hook(trainer.global_step, trainer.max_steps, module)
+
+
 class RandomState(Callback):
     """Saves the global random streams (torch, CUDA, numpy, Python) in every checkpoint and restores
     them on resume: augmentations drawn in the modules (views, photometric effects) then continue as
@@ -102,11 +114,12 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
         accelerator: str = "auto", devices: int | str = 1, precision: str = "auto", progress: bool = True,
         val: DataLoader | None = None, monitor: str | None = None, resume: bool = False,
         callbacks: list[Callback] | None = None, sync_batchnorm: bool = False, processes: int = 1,
-        start_from: Path | None = None) -> L.Trainer:
+        start_from: Path | None = None, on_step=None) -> L.Trainer:
     """Train ``module`` for ``steps`` optimiser steps, logging to ``out/logs/metrics.csv``.
 
     With ``resume`` the run continues from its ``last.ckpt``, or, where there is none, from ``start_from``
     (a checkpoint of another phase of the run: its weights, optimiser, step count and random streams).
+    ``on_step(step, total, module)`` is called after every step (:class:`StepHook`).
 
     Checkpoints go to ``out/checkpoints``: ``last.ckpt`` every ``every`` steps, after that step's
     validation (the resume point), and, with ``monitor``, ``best.ckpt`` (maximum of that validation
@@ -127,7 +140,8 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     resuming = resume and last.exists()
     start = str(last) if resuming else (str(start_from) if resume and start_from is not None else None)
     log_version = folder.log_name(start is not None)
-    cbs = [*(callbacks or []), RandomState(), QuietProcesses(), *([StepsBar()] if progress else [])]
+    cbs = [*(callbacks or []), RandomState(), QuietProcesses(), *([StepsBar()] if progress else []),
+           *([StepHook(on_step)] if on_step else [])]
     if monitor:  # (before `last`: the resume point then records the best score of its own validation)
         cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename=BEST, monitor=monitor, mode="max", save_top_k=1,
                                    enable_version_counter=False))

@@ -1,0 +1,164 @@
+"""One training job of the page, in a process of its own: ``python -m pscl.app.runner FOLDER JOB``.
+
+The job folder holds ``job.json`` (the request, then the state this process writes atomically:
+``training``, ``predicting``, ``done``, ``failed`` or ``cancelled``, with the step, the time left and a
+message), ``run/`` (the fine-tuning run folder), ``preview/`` (segmentations of the micrograph on the
+page and of the annotated ones by the model in training, from :data:`FIRST_PREVIEW_S` seconds on) and
+``predictions/`` (every micrograph segmented by the final model, with how unsure it is per pixel).
+
+The pipeline is the one that holds without val masks (:func:`job_config`): the model of the last step;
+self-training on the unlabelled micrographs (and the unstroked parts of the stroked ones) only where a
+fifth of the strokes can be held out to check it, rolled back where it lowers their Dice; a correction
+round starts from the last finished job's model with a third of the steps.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from pscl.data.folders import DatasetFolder, load_dataset
+from pscl.data.io import load_micrograph
+from pscl.errors import DataError
+from pscl.files import write_png, write_text
+
+JOB_FILE = "job.json"
+FIRST_PREVIEW_S = 30.0
+PREVIEWS = 4  # further previews: at each quarter of the steps
+CORRECTION_SHARE = 3  # a correction round trains steps // 3
+RUNNING = ("starting", "training", "predicting")
+
+
+def read_job(job: Path) -> dict:
+    try:
+        return json.loads((job / JOB_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def write_job(job: Path, **changes) -> dict:
+    state = {**read_job(job), **changes, "updated": time.time()}
+    write_text(job / JOB_FILE, json.dumps(state, indent=1))
+    return state
+
+
+def job_config(ds: DatasetFolder, profile: str, init: str | None):
+    """The fine-tuning settings of a job (module doc)."""
+    from pscl.train.finetune import finetune_config, guard_holdout
+    stems = ds.stems("train")
+    overrides = dict(stems=stems, select="last", progress=False)
+    if init:
+        base = finetune_config(profile)
+        overrides.update(init=init, steps=max(base.val_every, base.steps // CORRECTION_SHARE))
+    config = finetune_config(profile, **overrides)
+    masks = [ds.load_mask(s) for s in stems]
+    try:
+        guard_holdout(masks, config, len(ds.classes))
+        guardable = True
+    except ValueError:
+        guardable = False
+    if guardable:
+        config = finetune_config(profile, **overrides, semi=True, semi_align=True, semi_align_mix=1.0)
+    return config
+
+
+class Progress:
+    """The step hook: the job's step and time left, and previews of the model being trained."""
+
+    def __init__(self, job: Path, ds: DatasetFolder, focus: Path):
+        self.job, self.ds, self.focus = job, ds, focus
+        self.start, self.last_write, self.previews = time.monotonic(), 0.0, 0
+
+    def __call__(self, step: int, total: int, module) -> None:
+        now = time.monotonic()
+        elapsed = now - self.start
+        due = (self.previews == 0 and elapsed >= FIRST_PREVIEW_S) or \
+              (self.previews > 0 and step >= total * min(self.previews, PREVIEWS) / PREVIEWS and self.previews <= PREVIEWS)
+        if due:
+            self.preview(step, module)
+        if due or now - self.last_write >= 1.0 or step == total:
+            left = elapsed / max(step, 1) * (total - step)
+            write_job(self.job, state="training", step=step, steps=total, seconds_left=round(left, 1))
+            self.last_write = now
+
+    def preview(self, step: int, module) -> None:
+        from pscl.inference.predict import torch_tile_model
+        from pscl.inference.tiling import segment_tiled
+        self.previews += 1
+        stems = focus_stems(self.focus)
+        stems += [s for s in self.ds.stems("train")[:2] if s not in stems]
+        model = copy.deepcopy(getattr(module, "model", module)).float().cpu().eval()
+        tile_model = torch_tile_model(model)
+        done = []
+        for stem in stems:
+            try:
+                image = load_micrograph(self.ds.image_path(stem), self.ds.crop_bottom)
+            except DataError:
+                continue
+            seg = segment_tiled(tile_model, image, len(self.ds.classes))
+            write_png(self.job / "preview" / f"{stem}_unsure.png", seg.unsure)
+            write_png(self.job / "preview" / f"{stem}_mask.png", seg.labels)
+            done.append(stem)
+        write_job(self.job, preview={"step": step, "stems": done})
+
+
+def micrograph_paths(ds: DatasetFolder, first: list[str]) -> list[Path]:
+    """Every micrograph of the folder (image folder and unlabeled/), those of ``first`` first."""
+    paths = {p.stem: p for p in [*ds.image_files(), *ds.unlabeled_paths()]}
+    order = [s for s in first if s in paths] + [s for s in paths if s not in first]
+    return [paths[s] for s in order]
+
+
+def run_job(folder: Path, job: Path) -> int:
+    from pscl.inference.predict import predict
+    from pscl.train.finetune import finetune
+    request = read_job(job)
+    write_job(job, state="training", pid=os.getpid(), step=0, started=time.time(), message="")
+    try:
+        ds = load_dataset(folder)
+        config = job_config(ds, request.get("profile", "cpu"), request.get("init"))
+        write_job(job, steps=config.steps, semi=config.semi, init=config.init)
+        progress = Progress(job, ds, folder / ".pscl" / "focus.json")
+        finetune(ds, job / "run", config, on_step=progress)
+        paths = micrograph_paths(ds, [*focus_stems(progress.focus), *ds.stems("train")])
+        write_job(job, state="predicting", done=0, total=len(paths), seconds_left=None)
+
+        def predicted(position, total, name):
+            write_job(job, done=int(position), total=total)
+        predict(job / "run", paths, job / "predictions", unsure=True, progress=predicted)
+        unsure = {p.stem: round(float(np.asarray(_read(job / "predictions" / f"{p.stem}_unsure.png")).mean() / 255), 4)
+                  for p in paths}
+        write_text(job / "predictions" / "unsure.json", json.dumps(unsure, indent=1))
+        write_job(job, state="done", message=f"trained on {len(config.stems)} micrograph(s)", finished=time.time())
+        return 0
+    except KeyboardInterrupt:
+        write_job(job, state="cancelled", message="cancelled", finished=time.time())
+        return 130
+    except Exception as exc:  # noqa: BLE001 (the page says what happened; the log has the traceback)
+        traceback.print_exc()
+        write_job(job, state="failed", message=f"{type(exc).__name__}: {exc}", finished=time.time())
+        return 1
+
+
+def focus_stems(focus: Path) -> list[str]:
+    """The micrograph the page shows (written by the server), as a list of 0 or 1 stems."""
+    try:
+        return [str(json.loads(focus.read_text())["stem"])]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def _read(path: Path):
+    from PIL import Image
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(Path(sys.argv[1]), Path(sys.argv[2])))
