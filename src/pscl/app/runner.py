@@ -111,7 +111,7 @@ class Progress:
 def micrograph_paths(ds: DatasetFolder, first: list[str]) -> list[Path]:
     """Every micrograph of the folder (image folder and unlabeled/), those of ``first`` first."""
     paths = {p.stem: p for p in [*ds.image_files(), *ds.unlabeled_paths()]}
-    order = [s for s in first if s in paths] + [s for s in paths if s not in first]
+    order = list(dict.fromkeys([s for s in first if s in paths] + list(paths)))
     return [paths[s] for s in order]
 
 

@@ -11,13 +11,14 @@ grow and be renamed (:func:`set_classes`), never shrink or reorder: masks hold c
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from pscl.data.folders import DatasetFolder, find_by_stem, list_images, load_dataset
 from pscl.data.io import IGNORE_INDEX, read_mask
-from pscl.errors import DataError
+from pscl.errors import DataError, DataWarning
 from pscl.files import write_png, write_text
 
 META = "dataset.json"
@@ -68,7 +69,9 @@ def init_dataset(folder: str | Path, classes: list[str], name: str | None = None
                             "rename or add classes in `pscl app`, or edit dataset.json")
         return ds
     images = root / "images"
-    found = list_images(images if images.is_dir() else root, unique_stems=True)
+    with warnings.catch_warnings():  # (subfolders such as masks/ are expected beside the images)
+        warnings.simplefilter("ignore", DataWarning)
+        found = list_images(images if images.is_dir() else root, unique_stems=True)
     if not found:
         raise DataError(f"{root}: no micrographs (PNG, TIFF, JPEG or BMP) in it or in images/")
     (root / "masks").mkdir(exist_ok=True)

@@ -108,7 +108,7 @@ function renderList() {
     const item = document.createElement("button");
     item.className = "thumb" + (m.stem === S.stem ? " active" : "");
     item.dataset.stem = m.stem;
-    const badge = m.stem === next ? `<span class="badge next">stroke next</span>` :
+    const badge = m.stem === next && !m.split ? `<span class="badge next">stroke next</span>` :
       `<span class="badge ${m.split || ""}">${m.split === "train" ? "stroked" : (m.split || "not annotated")}</span>`;
     item.innerHTML = `<img loading="lazy" alt=""><span class="label"><span class="sname"></span>${badge}</span>`;
     item.querySelector("img").src = `/api/thumb/${enc(m.stem)}`;
