@@ -3,7 +3,7 @@
 One module per group of commands: :mod:`~pscl.cli.data` (data check, data synth),
 :mod:`~pscl.cli.train` (finetune, pretrain, demo), :mod:`~pscl.cli.apply` (evaluate, predict,
 export, report), :mod:`~pscl.cli.studies` (probe, suggest), :mod:`~pscl.cli.bench` (bench run,
-bench speed), :mod:`~pscl.cli.app` (the page); what they share is in :mod:`~pscl.cli.common`.
+bench speed), :mod:`~pscl.cli.page` (pscl app, the page); what they share is in :mod:`~pscl.cli.common`.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import typer
 
 from pscl.cli.common import app, console
 # each module registers its commands on app, in the order the help lists them
-from pscl.cli import data, train, apply, studies, bench, app as _app  # noqa: E402,F401,I001
+from pscl.cli import data, train, apply, studies, bench, page  # noqa: E402,F401,I001
 
 
 def _version(value: bool) -> None:
