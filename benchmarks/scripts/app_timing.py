@@ -3,8 +3,8 @@
 Usage: python benchmarks/scripts/app_timing.py WORKDIR OUT.json [SHOTS_DIR] [--profile cpu] [--micrographs 200]
        [--source ../shared/data/metaldam]
 
-Builds WORKDIR/micrographs: MetalDAM's micrographs (images/, then unlabeled/, read in place from
-../shared/data/metaldam) copied up to --micrographs files, a plain folder; one of them (round 0's) gets the
+Builds WORKDIR/micrographs: MetalDAM's micrographs (images/, then unlabeled/ as u-<name>, read in place
+from ../shared/data/metaldam) copied up to --micrographs files, a plain folder; one of them (round 0's) gets the
 strokes `pscl data strokes` simulates (2 % of its pixels, seed 0), written through the page's own
 annotation code. Then runs the real `pscl app` in a subprocess and headless Chromium on it, and measures:
 
@@ -41,13 +41,10 @@ def build(work: Path, count: int, source_folder: Path) -> tuple[Path, str]:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    files = sorted((source_folder / "images").iterdir()) + sorted((source_folder / "unlabeled").iterdir())
-    names = set()
-    for path in files:
-        if len(names) >= count or path.name in names:
-            continue
-        shutil.copy2(path, folder / path.name)
-        names.add(path.name)
+    files = [(p, p.name) for p in sorted((source_folder / "images").iterdir())]
+    files += [(p, f"u-{p.name}") for p in sorted((source_folder / "unlabeled").iterdir())]  # (names repeat there)
+    for path, name in files[:count]:
+        shutil.copy2(path, folder / name)
     source = load_dataset(source_folder)
     stem = source.shots(1, 0)[0]
     ws = Workspace(folder)
