@@ -220,3 +220,50 @@ def test_one_training_at_a_time_cancel_and_a_restart_that_says_what_happened(tmp
     model = restarted.get("/api/state").json()["model"]
     assert set(model["fractions"]) == {"m0", "m1", "m2"} and model["next"] in ("m1", "m2")
     assert os.path.isfile(folder / ".pscl" / "jobs" / done["id"] / "predictions" / "m1_unsure.png")
+
+
+def test_data_init_makes_a_plain_folder_a_dataset_in_place_and_refuses_what_it_cannot(tmp_path):
+    from typer.testing import CliRunner
+
+    from pscl.cli import app as cli
+    runner = CliRunner()
+    folder = plain_folder(tmp_path / "plain")
+    (folder / "masks").mkdir()
+    mask = np.full((96, 96), 255, np.uint8)
+    mask[10:20, 10:20] = 1
+    Image.fromarray(mask).save(folder / "masks" / "m2.png")  # a mask drawn elsewhere counts as annotation
+    done = runner.invoke(cli, ["data", "init", str(folder), "--classes", "ferrite, pearlite"])
+    assert done.exit_code == 0, done.output
+    meta = json.loads((folder / "dataset.json").read_text())
+    assert meta["classes"] == ["ferrite", "pearlite"] and meta["splits"] == {"train": ["m2"]}
+    assert sorted(p.name for p in folder.iterdir()) == ["dataset.json", "m0.png", "m1.png", "m2.png", "masks"]
+    assert runner.invoke(cli, ["data", "init", str(folder), "--classes", "ferrite,pearlite"]).exit_code == 0
+    other = runner.invoke(cli, ["data", "init", str(folder), "--classes", "a,b"])
+    assert other.exit_code == 1 and "already a dataset folder" in other.output
+    for classes, needle in (("one", "at least two"), ("a,a", "more than once"), ("a,,b", "non-empty")):
+        refused = runner.invoke(cli, ["data", "init", str(tmp_path / "plain"), "--classes", classes])
+        assert refused.exit_code == 1 and needle in refused.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = runner.invoke(cli, ["data", "init", str(empty), "--classes", "a,b"])
+    assert refused.exit_code == 1 and "no micrographs" in refused.output and not (empty / "dataset.json").exists()
+
+
+def test_the_app_command_refuses_bad_options_before_serving(tmp_path):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from pscl.cli import app as cli
+    runner = CliRunner()
+    folder = plain_folder(tmp_path / "plain")
+    missing = runner.invoke(cli, ["app", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 1 and "not a folder" in missing.output
+    assert "--profile" in runner.invoke(cli, ["app", str(folder), "--profile", "paper"]).output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = runner.invoke(cli, ["app", str(folder), "--port", str(port)])
+    assert busy.exit_code == 1 and f"--port {port}" in busy.output
+    assert not (folder / ".pscl").exists()  # nothing written

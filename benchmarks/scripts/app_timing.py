@@ -85,7 +85,7 @@ def main(work: Path, out: Path, shots: Path | None, profile: str, count: int, so
             page.wait_for_function(f"() => document.getElementById('stem').textContent === '{stem}'")
             page.wait_for_timeout(1500)
             if shots:
-                page.screenshot(path=str(shots / "app-strokes.png"))
+                page.screenshot(path=str(shots / "app-strokes.jpg"), quality=80)
             latencies: dict[str, list[float]] = {"state": [], "job": [], "micrograph": [], "tile": []}
             stop = threading.Event()
 
@@ -104,7 +104,7 @@ def main(work: Path, out: Path, shots: Path | None, profile: str, count: int, so
             result["first_overlay_s"] = round(time.perf_counter() - pressed, 1)
             page.wait_for_timeout(1500)
             if shots:
-                page.screenshot(path=str(shots / "app-first-overlay.png"))
+                page.screenshot(path=str(shots / "app-first-overlay.jpg"), quality=80)
             page.wait_for_function("() => /job \\d+ ready|^(failed|interrupted|cancelled)/"
                                    ".test(document.getElementById('job-text').textContent)", timeout=60 * 60 * 1000)
             result["job_text"] = page.locator("#job-text").inner_text()
@@ -118,10 +118,10 @@ def main(work: Path, out: Path, shots: Path | None, profile: str, count: int, so
             result["job"] = {k: job.get(k) for k in ("steps", "semi", "init", "state", "message")}
             page.wait_for_timeout(2000)
             if shots:
-                page.screenshot(path=str(shots / "app-overlay.png"))
+                page.screenshot(path=str(shots / "app-overlay.jpg"), quality=80)
                 page.check("#show-unsure")
                 page.wait_for_timeout(2000)
-                page.screenshot(path=str(shots / "app-unsure.png"))
+                page.screenshot(path=str(shots / "app-unsure.jpg"), quality=80)
                 page.uncheck("#show-unsure")
             page.click("#export")
             start = time.perf_counter()
@@ -129,7 +129,7 @@ def main(work: Path, out: Path, shots: Path | None, profile: str, count: int, so
             page.wait_for_selector("#export-result a", timeout=30 * 60 * 1000)
             result["export_all_s"] = round(time.perf_counter() - start, 1)
             if shots:
-                page.screenshot(path=str(shots / "app-export.png"))
+                page.screenshot(path=str(shots / "app-export.jpg"), quality=80)
             browser.close()
     finally:
         server.terminate()

@@ -19,6 +19,7 @@ import os
 import sys
 import time
 import traceback
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from pscl.files import write_png, write_text
 JOB_FILE = "job.json"
 FIRST_PREVIEW_S = 30.0
 PREVIEWS = 4  # further previews: at each quarter of the steps
+RATE_WINDOW_S = 30.0
 CORRECTION_SHARE = 3  # a correction round trains steps // 3
 RUNNING = ("starting", "training", "predicting")
 
@@ -74,6 +76,7 @@ class Progress:
     def __init__(self, job: Path, ds: DatasetFolder, focus: Path):
         self.job, self.ds, self.focus = job, ds, focus
         self.start, self.last_write, self.previews = time.monotonic(), 0.0, 0
+        self.marks: deque = deque()  # (time, step) of the last RATE_WINDOW_S seconds: the time left
 
     def __call__(self, step: int, total: int, module) -> None:
         now = time.monotonic()
@@ -83,8 +86,12 @@ class Progress:
         if due:
             self.preview(step, module)
         if due or now - self.last_write >= 1.0 or step == total:
-            left = elapsed / max(step, 1) * (total - step)
-            write_job(self.job, state="training", step=step, steps=total, seconds_left=round(left, 1))
+            self.marks.append((now, step))
+            while len(self.marks) > 2 and now - self.marks[0][0] > RATE_WINDOW_S:
+                self.marks.popleft()
+            (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
+            rate = (t1 - t0) / (s1 - s0) if s1 > s0 else elapsed / max(step, 1)  # (self-training steps are slower)
+            write_job(self.job, state="training", step=step, steps=total, seconds_left=round(rate * (total - step), 1))
             self.last_write = now
 
     def preview(self, step: int, module) -> None:
