@@ -179,5 +179,18 @@ def test_annotate_train_inspect_correct_and_export_in_a_browser(served, tmp_path
         saved = tmp_path / "export.zip"
         download.value.save_as(saved)
         assert saved.stat().st_size > 1000
+        page.keyboard.press("Escape")
+        # or only the micrographs chosen in the list
+        page.click(".thumb[data-stem=m1]", modifiers=["Control"])
+        page.click(".thumb[data-stem=m2]", modifiers=["Shift"])
+        assert page.locator("#stem").inner_text() == corrected  # choosing does not open
+        page.click("#export")
+        assert page.locator("#chosen-count").inner_text() == "2"
+        page.check("#export-chosen")
+        page.click("#export-go")
+        page.wait_for_function(f"() => document.querySelector('#export-result code') && "
+                               f"document.querySelector('#export-result code').textContent !== '{written}'")
+        chosen = Path(page.locator("#export-result code").inner_text())
+        assert sorted(p.name for p in chosen.glob("*_mask.png")) == ["m1_mask.png", "m2_mask.png"]
         assert not errors, errors
         browser.close()

@@ -12,7 +12,7 @@ import importlib
 
 __version__ = "0.1.0"
 __all__ = ["METHODS", "PretrainConfig", "pretrain", "pretrain_config", "PROFILES", "DatasetFolder",
-           "FinetuneConfig", "check_dataset", "demo", "evaluate", "finetune", "finetune_config",
+           "FinetuneConfig", "check_dataset", "demo", "init_dataset", "evaluate", "finetune", "finetune_config",
            "linear_probe", "load_dataset", "ProbeConfig", "predict", "segment", "synthesize_dataset", "__version__"]
 
 

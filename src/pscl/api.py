@@ -14,6 +14,7 @@ from typing import Callable
 
 import pscl
 from pscl.data.folders import DatasetFolder, load_dataset
+from pscl.data.annotation import init_dataset
 from pscl.data.labels import check_dataset
 from pscl.data.synth import synthesize_dataset
 from pscl.inference.evaluate import evaluate

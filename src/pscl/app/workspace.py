@@ -9,7 +9,7 @@ undo and redo keep the changed rectangles of the last :data:`HISTORY` strokes pe
 """
 from __future__ import annotations
 
-import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from threading import RLock
@@ -42,10 +42,8 @@ def _hex(rgb) -> str:
 
 
 def _rgb(colour: str) -> tuple[int, int, int]:
-    text = colour.strip().lstrip("#")
-    if len(text) != 6 or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise DataError(f"colour {colour!r}: give #rrggbb")
-    return tuple(int(text[i:i + 2], 16) for i in (0, 2, 4))
+    """(r, g, b) of a checked ``#rrggbb`` (:func:`pscl.data.annotation.set_classes` checks them)."""
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
 def stroke_footprint(points: np.ndarray, radius: float, shape: tuple[int, int]):
@@ -142,7 +140,8 @@ class Workspace:
     @property
     def colours(self) -> list[str]:
         given = (self.dataset.meta.get("colours") if self.dataset is not None else None) or []
-        return [given[i] if i < len(given) else _hex(PALETTE[i % len(PALETTE)]) for i in range(len(self.classes))]
+        valid = lambda i: i < len(given) and re.fullmatch(r"#[0-9a-fA-F]{6}", str(given[i]))  # noqa: E731
+        return [given[i] if valid(i) else _hex(PALETTE[i % len(PALETTE)]) for i in range(len(self.classes))]
 
     def colour_values(self) -> list[tuple[int, int, int]]:
         return [_rgb(c) for c in self.colours]
@@ -163,15 +162,7 @@ class Workspace:
         with self.lock:
             if self.dataset is None:
                 raise DataError(f"{self.root}: name the classes first")
-            if len(colours) != len(classes):
-                raise DataError(f"give one colour per class ({len(classes)} classes, {len(colours)} colours)")
-            colours = [_hex(_rgb(c)) for c in colours]
-            set_classes(self.root, classes)
-            meta_path = self.root / "dataset.json"
-            meta = json.loads(meta_path.read_text())
-            meta["colours"] = colours
-            from pscl.files import write_text
-            write_text(meta_path, json.dumps(meta, indent=1) + "\n")
+            set_classes(self.root, classes, colours)
             self.refresh()
 
     # -- masks and strokes ------------------------------------------------------------------------

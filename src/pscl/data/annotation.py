@@ -11,6 +11,7 @@ grow and be renamed (:func:`set_classes`), never shrink or reorder: masks hold c
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -125,8 +126,9 @@ def save_mask(folder: str | Path, stem: str, mask: np.ndarray) -> Path:
     return path
 
 
-def set_classes(folder: str | Path, classes: list[str]) -> list[str]:
-    """Rename classes or append new ones (indices never change: masks hold them)."""
+def set_classes(folder: str | Path, classes: list[str], colours: list[str] | None = None) -> list[str]:
+    """Rename classes or append new ones (indices never change: masks hold them); ``colours``: one
+    ``#rrggbb`` per class, kept in dataset.json for the page."""
     root = Path(folder)
     meta = _read_meta(root)
     classes = check_class_names(list(classes), "classes")
@@ -134,6 +136,13 @@ def set_classes(folder: str | Path, classes: list[str]) -> list[str]:
     if len(classes) < len(current):
         raise DataError(f"{root / META}: classes can be renamed or added, not removed "
                         f"({len(current)} now, {len(classes)} given): masks hold class indices")
+    if colours is not None:
+        if len(colours) != len(classes):
+            raise DataError(f"give one colour per class ({len(classes)} classes, {len(colours)} colours)")
+        bad = [c for c in colours if not re.fullmatch(r"#[0-9a-fA-F]{6}", str(c))]
+        if bad:
+            raise DataError(f"colour {bad[0]!r}: give #rrggbb")
+        meta["colours"] = [c.lower() for c in colours]
     meta["classes"] = classes
     _write_meta(root, meta)
     return classes

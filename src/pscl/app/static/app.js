@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const S = {
   state: null, stem: null, info: null, label: 0, tool: "brush", radius: 6,
   scale: 1, ox: 0, oy: 0, opacity: 0.5, show: { mask: true, pred: true, unsure: false },
-  tiles: new Map(), stroke: null, panning: null, space: false, jobKey: "", pending: 0,
+  tiles: new Map(), stroke: null, panning: null, space: false, jobKey: "", pending: 0, chosen: new Set(),
 };
 const MAX_TILES = 800;
 
@@ -113,7 +113,12 @@ function renderList() {
     item.innerHTML = `<img loading="lazy" alt=""><span class="label"><span class="sname"></span>${badge}</span>`;
     item.querySelector("img").src = `/api/thumb/${enc(m.stem)}`;
     item.querySelector(".sname").textContent = m.stem;
-    item.addEventListener("click", () => open(m.stem));
+    item.classList.toggle("chosen", S.chosen.has(m.stem));
+    item.addEventListener("click", (event) => {
+      if (!(event.ctrlKey || event.metaKey || event.shiftKey)) return open(m.stem);
+      if (S.chosen.has(m.stem)) S.chosen.delete(m.stem); else S.chosen.add(m.stem);  // chosen for the export
+      item.classList.toggle("chosen", S.chosen.has(m.stem));
+    });
     box.appendChild(item);
   }
 }
@@ -413,13 +418,19 @@ async function poll() {
 }
 
 // ---------------------------------------------------------------- export and upload
-$("export").addEventListener("click", () => { $("export-result").textContent = ""; $("export-dialog").showModal(); });
+$("export").addEventListener("click", () => {
+  $("export-result").textContent = "";
+  $("chosen-count").textContent = S.chosen.size;
+  $("export-chosen").disabled = !S.chosen.size;
+  $("export-dialog").showModal();
+});
 $("export-go").addEventListener("click", async (event) => {
   event.preventDefault();
   const which = document.querySelector("input[name=which]:checked").value;
   $("export-result").textContent = "exporting...";
   try {
-    const result = await api("/api/export", { method: "POST", json: { stems: which === "current" ? [S.stem] : null } });
+    const stems = which === "current" ? [S.stem] : which === "chosen" ? [...S.chosen] : null;
+    const result = await api("/api/export", { method: "POST", json: { stems } });
     $("export-result").innerHTML = `Written to <code></code>. <a href="${result.download}" download>Download (zip)</a>`;
     $("export-result").querySelector("code").textContent = result.folder;
   } catch (e) { $("export-result").textContent = e.message; }
