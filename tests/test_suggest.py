@@ -89,3 +89,38 @@ def test_greedy_set_with_examples_counts_the_union_of_the_set():
     chosen, values = greedy_set(tops, 2)
     assert chosen == [0, 1]  # a tie at 0.5 first; then image 1 lifts the union to (1 + 1) / 2, image 2 only to 0.75
     assert values == pytest.approx([0.5, 1.0])
+
+
+def test_the_most_unsure_window_is_found_where_the_unsureness_is():
+    from pscl.studies.unsure import most_unsure_window
+    unsure = np.zeros((300, 500), np.uint8)
+    unsure[192:, 320:448] = 255  # 108 rows x 128 columns at the bottom edge
+    x, y, mean = most_unsure_window(unsure, 128)
+    assert (x, y) == (320, 172) and mean == pytest.approx(108 / 128)  # the last window row, flush with the edge
+    small = np.full((40, 60), 51, np.uint8)  # smaller than the window: the whole image
+    assert most_unsure_window(small, 128) == (0, 0, 0.2)
+
+
+def test_pscl_suggest_run_ranks_the_unannotated_micrographs_by_unsureness(synth_data, tiny_run, tmp_path):
+    import csv
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from pscl.cli import app
+    from pscl.data.folders import load_dataset
+    out = tmp_path / "next"
+    result = CliRunner().invoke(app, ["suggest", str(synth_data), "--out", str(out), "--run", str(tiny_run)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((out / "stroke_next.csv").open()))
+    expected = {p.stem for p in load_dataset(synth_data).unlabeled_paths()}
+    assert {r["image"] for r in rows} == expected and len(rows) > 1
+    means = [float(r["mean_unsure"]) for r in rows]
+    assert means == sorted(means, reverse=True) and 0 < means[0] <= 1
+    for r in rows:
+        unsure = np.asarray(Image.open(out / f"{r['image']}_unsure.png"))
+        assert abs(unsure.mean() / 255 - float(r["mean_unsure"])) < 1e-3
+        assert 0 <= int(r["x"]) < unsure.shape[1] and 0 <= int(r["y"]) < unsure.shape[0]
+    both = CliRunner().invoke(app, ["suggest", str(synth_data), "--out", str(out), "--run", str(tiny_run),
+                                    "--init", str(tiny_run)])
+    assert both.exit_code != 0 and "give one" in both.output

@@ -4,7 +4,8 @@ The job folder holds ``job.json`` (the request, then the state this process writ
 ``training``, ``predicting``, ``done``, ``failed`` or ``cancelled``, with the step, the time left and a
 message), ``run/`` (the fine-tuning run folder), ``preview/`` (segmentations of the micrograph on the
 page and of the annotated ones by the model in training, from :data:`FIRST_PREVIEW_S` seconds on) and
-``predictions/`` (every micrograph segmented by the final model, with how unsure it is per pixel).
+``predictions/`` (every micrograph segmented by the final model, with how unsure it is per pixel, and
+``unsure.json``: the micrographs ranked by it, with the most unsure place in each).
 
 The pipeline is the one that holds without val masks (:func:`job_config`): the model of the last step;
 self-training on the unlabelled micrographs (and the unstroked parts of the stroked ones) only where a
@@ -22,14 +23,14 @@ import traceback
 from collections import deque
 from pathlib import Path
 
-import numpy as np
-
 from pscl.data.folders import DatasetFolder, load_dataset
 from pscl.data.io import load_micrograph
 from pscl.errors import DataError
 from pscl.files import write_png, write_text
+from pscl.studies.unsure import unsure_ranking
 
 JOB_FILE = "job.json"
+UNSURE_FILE = "unsure.json"  # in predictions/: every micrograph, most unsure first (pscl.studies.unsure)
 FIRST_PREVIEW_S = 30.0
 PREVIEWS = 4  # further previews: at each quarter of the steps
 RATE_WINDOW_S = 30.0
@@ -139,9 +140,8 @@ def run_job(folder: Path, job: Path) -> int:
         def predicted(position, total, name):
             write_job(job, done=int(position), total=total)
         predict(job / "run", paths, job / "predictions", unsure=True, progress=predicted)
-        unsure = {p.stem: round(float(np.asarray(_read(job / "predictions" / f"{p.stem}_unsure.png")).mean() / 255), 4)
-                  for p in paths}
-        write_text(job / "predictions" / "unsure.json", json.dumps(unsure, indent=1))
+        ranking = unsure_ranking(job / "predictions", [p.stem for p in paths])
+        write_text(job / "predictions" / UNSURE_FILE, json.dumps(ranking, indent=1))
         write_job(job, state="done", message=f"trained on {len(config.stems)} micrograph(s)", finished=time.time())
         return 0
     except KeyboardInterrupt:
@@ -159,12 +159,6 @@ def focus_stems(focus: Path) -> list[str]:
         return [str(json.loads(focus.read_text())["stem"])]
     except (OSError, ValueError, KeyError):
         return []
-
-
-def _read(path: Path):
-    from PIL import Image
-    with Image.open(path) as image:
-        return np.asarray(image)
 
 
 if __name__ == "__main__":

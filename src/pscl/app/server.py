@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from pscl.app import tiles
 from pscl.app.export import ZIPS, export_results, export_zip
 from pscl.app.jobs import Busy, Jobs
+from pscl.app.runner import UNSURE_FILE
 from pscl.app.security import MAX_UPLOAD_BYTES, Guard, check_upload, upload_name
 from pscl.app.workspace import Workspace
 from pscl.errors import DataError
@@ -91,13 +92,14 @@ def make_app(folder: str | Path, token: str | None = None, profile: str = "cpu")
         folder = jobs.path(done["id"]) / "predictions"
         try:
             meta = json.loads((folder / "predictions.json").read_text())
-            unsure = json.loads((folder / "unsure.json").read_text())
+            ranking = json.loads((folder / UNSURE_FILE).read_text())
         except (OSError, ValueError):
             return None
         fractions = {s: info["fractions"] for s, info in meta["images"].items()}
-        candidates = {s: v for s, v in unsure.items() if ws.split_of(s) is None and s in ws.micrographs}
-        return {"job": done["id"], "classes": meta["classes"], "fractions": fractions, "unsure": unsure,
-                "next": max(candidates, key=candidates.get) if candidates else None}
+        candidates = [r for r in ranking if ws.split_of(r["image"]) is None and r["image"] in ws.micrographs]
+        return {"job": done["id"], "classes": meta["classes"], "fractions": fractions,
+                "unsure": {r["image"]: r["mean_unsure"] for r in ranking},
+                "next": candidates[0]["image"] if candidates else None, "where": candidates[0] if candidates else None}
 
     def state(request: Request):
         ws.refresh()

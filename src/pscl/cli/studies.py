@@ -40,9 +40,25 @@ def suggest(data: Path, out: Path = typer.Option(..., "--out"),
             patch: int = 32, clusters: int = 16, seed: int = 0,
             examples: Optional[int] = typer.Option(
                 None, help="patches per feature cluster that count (default 8; 1: presence only)"),
-            profile: str = typer.Option("quick", help="pretraining budget when --init is absent")) -> None:
-    """Rank the images by how well annotating them would serve the rest; write a contact sheet."""
+            profile: str = typer.Option("quick", help="pretraining budget when --init is absent"),
+            run: Optional[Path] = typer.Option(None, "--run", help="a fine-tuned run: rank the micrographs no split "
+                                                                   "lists by how unsure its model is, and where in "
+                                                                   "each (what to stroke next)")) -> None:
+    """Rank the images by how well annotating them would serve the rest; write a contact sheet. With --run:
+    the micrographs, and the place in each, that the model is least sure of."""
     from pscl.studies.suggest import SuggestConfig, suggest as run_suggest
+    if run is not None:
+        if init is not None:
+            raise ValueError("--run ranks by a fine-tuned model's unsureness, --init by pretrained features: give one")
+        from pscl.studies.unsure import stroke_next
+        check_writable(out / "stroke_next.csv")
+        ranking = stroke_next(run, data, out)
+        table = Table("image", "mean unsure", "most unsure place (x, y, side)", title="stroke next")
+        for r in ranking[:10]:
+            table.add_row(r["image"], f"{r['mean_unsure']:.3f}", f"{r['x']}, {r['y']}, {r['window']} px")
+        console.print(table)
+        console.print(f"outputs in {out} (stroke_next.csv, <image>_unsure.png)")
+        return
 
     overrides = {"examples": examples} if examples is not None else {}
     check_writable(out / "suggestions.json")  # before the work

@@ -124,7 +124,7 @@ function renderList() {
 }
 
 // ---------------------------------------------------------------- one micrograph
-async function open(stem) {
+async function open(stem, where = null) {
   try {
     S.info = await api(`/api/micrographs/${enc(stem)}`);
   } catch (e) { return say(e.message, true); }
@@ -132,6 +132,13 @@ async function open(stem) {
   document.querySelectorAll(".thumb").forEach((t) => t.classList.toggle("active", t.dataset.stem === stem));
   api(`/api/focus/${enc(stem)}`, { method: "POST" }).catch(() => {});
   fit();
+  if (where && where.image === stem) {  // zoom to the place to stroke, with some context around it
+    const span = where.window * 3;
+    S.scale = Math.min(canvas.width, canvas.height) / span;
+    S.ox = where.x + where.window / 2 - canvas.width / S.scale / 2;
+    S.oy = where.y + where.window / 2 - canvas.height / S.scale / 2;
+    draw();
+  }
   renderSide();
 }
 
@@ -150,8 +157,9 @@ function renderSide() {
   $("next").innerHTML = "";
   if (next) {
     const link = document.createElement("button");
-    link.textContent = `${next} (most unsure: ${(100 * st.model.unsure[next]).toFixed(0)} %)`;
-    link.addEventListener("click", () => open(next));
+    link.textContent = `${next} (unsure ${(100 * st.model.unsure[next]).toFixed(0)} %): show where`;
+    link.title = "the micrograph the model is least sure of, zoomed to its most unsure place";
+    link.addEventListener("click", () => open(next, st.model.where));
     $("next").appendChild(link);
   } else $("next").textContent = st.model ? "every micrograph is annotated" : "train a model first";
   $("undo").disabled = !info.undo; $("redo").disabled = !info.redo;
@@ -361,7 +369,7 @@ document.addEventListener("keydown", (event) => {
   else if (key === "m") flip("show-mask");
   else if (key === "f") fit();
   else if (key === "t") train();
-  else if (key === "n" && S.state.model && S.state.model.next) open(S.state.model.next);
+  else if (key === "n" && S.state.model && S.state.model.next) open(S.state.model.next, S.state.model.where);
 });
 document.addEventListener("keyup", (event) => { if (event.key === " ") S.space = false; });
 
