@@ -214,12 +214,21 @@ def test_one_training_at_a_time_cancel_and_a_restart_that_says_what_happened(tmp
     restarted = client(folder, profile="smoke")
     job = restarted.get("/api/job").json()
     assert job["state"] == "interrupted" and "step 12 of 40" in job["message"]
+    restarted.post("/api/classes", json={"classes": ["dark", "bright"], "colours": ["#ff0000", "#0000ff"]}, headers=H)
     assert restarted.post("/api/train", json={}, headers=H).status_code == 202
     done = wait_for_job(restarted)
     assert done["state"] == "done", (folder / ".pscl" / "jobs" / done["id"] / "log.txt").read_text()[-2000:]
     model = restarted.get("/api/state").json()["model"]
     assert set(model["fractions"]) == {"m0", "m1", "m2"} and model["next"] in ("m1", "m2")
-    assert os.path.isfile(folder / ".pscl" / "jobs" / done["id"] / "predictions" / "m1_unsure.png")
+    predictions = folder / ".pscl" / "jobs" / done["id"] / "predictions"
+    assert os.path.isfile(predictions / "m1_unsure.png")
+    assert json.loads((predictions / "predictions.json").read_text())["colours"] == [[255, 0, 0], [0, 0, 255]]
+    labels = np.asarray(Image.open(predictions / "m0_mask.png"))
+    tinted = np.asarray(Image.open(predictions / "m0_overlay.png")).astype(int)
+    red, blue = tinted[labels == 0], tinted[labels == 1]  # the user's colours, not the default blue and orange
+    assert len(red) + len(blue) == labels.size and (red[:, 0] > red[:, 2]).all() and (blue[:, 2] > blue[:, 0]).all()
+    exported = restarted.post("/api/export", json={"stems": ["m0"]}, headers=H).json()
+    assert "rgb(255, 0, 0)" in (Path(exported["folder"]) / "report" / "report.html").read_text()
 
 
 def test_data_init_makes_a_plain_folder_a_dataset_in_place_and_refuses_what_it_cannot(tmp_path):

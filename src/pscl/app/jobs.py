@@ -91,8 +91,9 @@ class Jobs:
                 return state
         return None
 
-    def start(self, profile: str = "cpu", classes: list[str] | None = None) -> dict:
-        """Start a job (a correction round from the last finished model where it has the same classes)."""
+    def start(self, profile: str = "cpu", classes: list[str] | None = None, colours: list[str] | None = None) -> dict:
+        """Start a job (a correction round from the last finished model where it has the same classes);
+        ``colours`` (#rrggbb per class) colour its overlays and report."""
         with self.lock:
             active = self.active()
             if active is not None:
@@ -106,7 +107,8 @@ class Jobs:
             job_id = f"{int(self.ids()[-1]) + 1 if self.ids() else 1:04d}"
             job = self.path(job_id)
             job.mkdir(parents=True)
-            write_job(job, state="starting", profile=profile, init=init, classes=classes, created=time.time())
+            write_job(job, state="starting", profile=profile, init=init, classes=classes, colours=colours,
+                      created=time.time())
             # a process group of its own (cancel signals the group; Ctrl-C in the server's terminal does not
             # reach it), in the server's session: on Linux a new session is a scheduling group of its own,
             # and a job's threads then ran 10x slower beside another busy process

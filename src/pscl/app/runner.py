@@ -139,7 +139,8 @@ def run_job(folder: Path, job: Path) -> int:
 
         def predicted(position, total, name):
             write_job(job, done=int(position), total=total)
-        predict(job / "run", paths, job / "predictions", unsure=True, progress=predicted)
+        colours = [[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in request.get("colours") or []] or None
+        predict(job / "run", paths, job / "predictions", unsure=True, progress=predicted, colours=colours)
         ranking = unsure_ranking(job / "predictions", [p.stem for p in paths])
         write_text(job / "predictions" / UNSURE_FILE, json.dumps(ranking, indent=1))
         write_job(job, state="done", message=f"trained on {len(config.stems)} micrograph(s)", finished=time.time())

@@ -176,7 +176,7 @@ def make_app(folder: str | Path, token: str | None = None, profile: str = "cpu")
             raise DataError(f"profile {chosen!r}: one of {', '.join(PROFILES)}")
         if ws.dataset is None or not ws.dataset.splits.get("train"):
             raise DataError("stroke at least one micrograph first: nothing is annotated")
-        return JSONResponse(jobs.start(chosen, ws.classes), status_code=202)
+        return JSONResponse(jobs.start(chosen, ws.classes, ws.colours), status_code=202)
 
     def job(request: Request):
         return JSONResponse(jobs.latest())

@@ -26,7 +26,7 @@ from pscl.errors import DataError
 from pscl.files import check_writable, write_png, write_text
 from pscl.lock import folder_lock
 from pscl.data.orientation import ALL_TRANSFORMS, transforms
-from pscl.inference.overlay import overlay
+from pscl.inference.overlay import class_colours, overlay
 from pscl.inference.tiling import Segmentation, TileModel, segment_tiled, with_tta
 
 PREDICTIONS_FILE = "predictions.json"
@@ -162,13 +162,14 @@ def check_predict_options(source: str | Path, out: str | Path, um_per_px: float 
 def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: int = 512, overlap: int = 128,
             device: str = "cpu", onnx: str | Path | None = None, um_per_px: float | None = None,
             crop_bottom: int | str | None = "auto", tta: bool = False, precision: str = "auto",
-            progress=None, unsure: bool = False) -> dict:
+            progress=None, unsure: bool = False, colours: list | None = None) -> dict:
     """Segment an image or a folder with the model of ``run`` (or the ONNX file ``onnx``);
     ``tta``: probabilities averaged over the 8 flips and quarter turns (:func:`pscl.inference.tiling.with_tta`);
     ``precision``: ``auto`` (bf16 where the hardware has it), ``32-true`` or ``bf16-mixed`` (torch only:
     ONNX Runtime runs the exported fp32 graph); ``progress(position, total, name)`` is called as
     the work advances (``position``: images done, fractional within a large one); ``unsure``: also
-    write ``<stem>_unsure.png``, how unsure the model is per pixel (:class:`Segmentation`).
+    write ``<stem>_unsure.png``, how unsure the model is per pixel (:class:`Segmentation`); ``colours``: an
+    RGB triple per class for the overlays (recorded in predictions.json; default :data:`PALETTE`).
 
     Each image's SEM data bar is cut off first (``crop_bottom``: "auto", a row count, or None)
     and its pixel size read (``um_per_px`` overrides the file's). Writes the files listed in the
@@ -194,12 +195,12 @@ def predict(run: str | Path | None, source: str | Path, out: str | Path, tile: i
         tile_model = with_tta(tile_model, transforms((model_info.get("config") or {}).get("geometry")))
     with folder_lock(out):
         return _segment_all(paths, tile_model, classes, model_info, Path(out), tile, overlap, um_per_px, crop_bottom,
-                            tta, progress, unsure)
+                            tta, progress, unsure, class_colours(len(classes), colours))
 
 
 def _segment_all(paths: list[Path], tile_model: TileModel, classes: list[str], model_info: dict, out: Path,
                  tile: int, overlap: int, um_per_px: float | None, crop_bottom, tta: bool, progress,
-                 unsure: bool = False) -> dict:
+                 unsure: bool, palette: np.ndarray) -> dict:
     """:func:`predict`'s work once its inputs are checked, holding the ``out`` folder."""
     results: dict[str, np.ndarray] = {}
     images, failures = {}, []
@@ -218,7 +219,7 @@ def _segment_all(paths: list[Path], tile_model: TileModel, classes: list[str], m
         image = normalize_intensity(specimen)
         seg = segment_tiled(tile_model, image, len(classes), tile, overlap, on_strip=on_strip)
         write_png(out / f"{path.stem}_mask.png", seg.labels)
-        write_png(out / f"{path.stem}_overlay.png", overlay(image, seg.labels))
+        write_png(out / f"{path.stem}_overlay.png", overlay(image, seg.labels, palette=palette))
         if unsure:
             write_png(out / f"{path.stem}_unsure.png", seg.unsure)
         results[path.stem] = seg.fractions(len(classes))
@@ -232,6 +233,7 @@ def _segment_all(paths: list[Path], tile_model: TileModel, classes: list[str], m
         write_text(out / "phase_fractions.csv", fractions_table(results, classes))
         write_text(out / PREDICTIONS_FILE, json.dumps({"classes": classes, "model": model_info, "tile": tile,
                                                        "overlap": overlap, "tta": tta, "images": images,
+                                                       "colours": palette.tolist(),
                                                        "failed": failures}, indent=1, default=str))
     if failures:
         raise DataError(f"{len(failures)} of {len(paths)} image(s) not segmented"

@@ -28,7 +28,7 @@ from pscl.lock import folder_lock
 from pscl.metrics import confusion_matrix, scores
 from pscl.metallography.particles import measure_objects, objects_csv, summarise
 from pscl.metallography.phases import area_fractions, sample_fractions
-from pscl.inference.overlay import PALETTE
+from pscl.inference.overlay import class_colours
 from pscl.inference.predict import PREDICTIONS_FILE
 from pscl.metallography.report_html import figure_uri, render
 
@@ -59,7 +59,7 @@ def _raw_micrograph(info: dict) -> np.ndarray | None:
     return (np.clip(normalize_intensity(image), 0, 1) * 255).astype(np.uint8)
 
 
-def _histograms(objects, classes: list[str], unit: str) -> str | None:
+def _histograms(objects, classes: list[str], unit: str, palette) -> str | None:
     """One figure: the ECD histogram of the inside objects of every class that has some."""
     import matplotlib
 
@@ -72,7 +72,7 @@ def _histograms(objects, classes: list[str], unit: str) -> str | None:
     fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 2.6), squeeze=False)
     for ax, name in zip(axes[0], shown):
         ecd = [o.ecd for o in objects if o.cls == name and not o.touches_border]
-        colour = PALETTE[classes.index(name) % len(PALETTE)] / 255
+        colour = palette[classes.index(name)] / 255
         ax.hist(ecd, bins=min(30, max(5, len(ecd) // 3)), color=colour, edgecolor="black", linewidth=0.4)
         ax.set_title(f"{name} (n={len(ecd)})", fontsize=9)
         ax.set_xlabel(f"ECD [{unit}]", fontsize=8)
@@ -171,7 +171,8 @@ def _report(pred_dir: Path, meta_path: Path, out: Path, groups: dict[str, str] |
         sample_rows[sample] = {"images": stems, "calibration": cal.to_dict(), "fractions": fractions,
                                "particles": {c: {**p, "number_density": None} if c in continuous_set else p
                                              for c, p in summarise(objects, counts, field_area, cal).items()},
-                               "histogram": _histograms(objects, classes, cal.length_unit)}
+                               "histogram": _histograms(objects, classes, cal.length_unit,
+                                                          class_colours(len(classes), meta.get("colours")))}
         with_truth = [s for s in stems if "true_fractions" in per_image[s]]
         if with_truth:  # compared on the same images: truth for some only is said, never mixed in
             sample_rows[sample]["true_fractions_mean"] = dict(zip(classes, np.mean(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pscl.inference.overlay import PALETTE
+from pscl.inference.overlay import class_colours
 
 THUMB = 420  # px: width of each field's pictures
 
@@ -172,7 +172,8 @@ def render(pred_dir: Path, meta: dict, classes: list[str], per_image: dict, samp
     """The report page (see the module doc); ``raw_images``: each field's micrograph as uint8 (data
     bar cut) or None where its source is gone."""
     e = html.escape
-    legend = "".join(f'<span class="swatch" style="background:rgb{tuple(int(v) for v in PALETTE[i % len(PALETTE)])}">'
+    palette = class_colours(len(classes), meta.get("colours"))
+    legend = "".join(f'<span class="swatch" style="background:rgb{tuple(int(v) for v in palette[i])}">'
                      f"</span>{e(c)}" for i, c in enumerate(classes))
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>pscl report: {e(pred_dir.name)}</title>"
              f"<style>{_CSS}</style></head><body>", f"<h1>Microstructure report: {e(str(pred_dir))}</h1>",
