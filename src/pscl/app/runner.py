@@ -118,7 +118,9 @@ class Progress:
 
 def micrograph_paths(ds: DatasetFolder, first: list[str]) -> list[Path]:
     """Every micrograph of the folder (image folder and unlabeled/), those of ``first`` first."""
-    paths = {p.stem: p for p in [*ds.image_files(), *ds.unlabeled_paths()]}
+    paths: dict[str, Path] = {}
+    for path in [*ds.image_files(), *ds.unlabeled_paths()]:
+        paths.setdefault(path.stem, path)  # (a name repeated in unlabeled/ is shown and segmented once, as the page lists it)
     order = list(dict.fromkeys([s for s in first if s in paths] + list(paths)))
     return [paths[s] for s in order]
 
