@@ -91,9 +91,9 @@ class Jobs:
                 return state
         return None
 
-    def start(self, profile: str = "cpu", classes: list[str] | None = None, colours: list[str] | None = None) -> dict:
+    def start(self, profile: str = "cpu", classes: list[str] | None = None, colours: list | None = None) -> dict:
         """Start a job (a correction round from the last finished model where it has the same classes);
-        ``colours`` (#rrggbb per class) colour its overlays and report."""
+        ``colours`` (an RGB triple per class) colour its overlays and report."""
         with self.lock:
             active = self.active()
             if active is not None:

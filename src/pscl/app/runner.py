@@ -54,21 +54,17 @@ def write_job(job: Path, **changes) -> dict:
 def job_config(ds: DatasetFolder, profile: str, init: str | None):
     """The fine-tuning settings of a job (module doc)."""
     from pscl.train.finetune import finetune_config, guard_holdout
+    base = finetune_config(profile)
     stems = ds.stems("train")
     overrides = dict(stems=stems, select="last", progress=False)
     if init:
-        base = finetune_config(profile)
         overrides.update(init=init, steps=max(base.val_every, base.steps // CORRECTION_SHARE))
-    config = finetune_config(profile, **overrides)
-    masks = [ds.load_mask(s) for s in stems]
-    try:
-        guard_holdout(masks, config, len(ds.classes))
-        guardable = True
+    try:  # (the hold-out depends on the crop and seed only, which overrides leave as the profile's)
+        guard_holdout([ds.load_mask(s) for s in stems], base, len(ds.classes))
+        overrides.update(semi=True, semi_align=True, semi_align_mix=1.0)
     except ValueError:
-        guardable = False
-    if guardable:
-        config = finetune_config(profile, **overrides, semi=True, semi_align=True, semi_align_mix=1.0)
-    return config
+        pass
+    return finetune_config(profile, **overrides)
 
 
 class Progress:
@@ -141,8 +137,8 @@ def run_job(folder: Path, job: Path) -> int:
 
         def predicted(position, total, name):
             write_job(job, done=int(position), total=total)
-        colours = [[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in request.get("colours") or []] or None
-        predict(job / "run", paths, job / "predictions", unsure=True, progress=predicted, colours=colours)
+        predict(job / "run", paths, job / "predictions", unsure=True, progress=predicted,
+                colours=request.get("colours"))
         ranking = unsure_ranking(job / "predictions", [p.stem for p in paths])
         write_text(job / "predictions" / UNSURE_FILE, json.dumps(ranking, indent=1))
         write_job(job, state="done", message=f"trained on {len(config.stems)} micrograph(s)", finished=time.time())

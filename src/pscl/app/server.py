@@ -7,6 +7,7 @@ and looked up in the folder's listing (:class:`~pscl.app.workspace.Workspace`); 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import tempfile
 from pathlib import Path
@@ -24,12 +25,19 @@ from pscl.app.jobs import Busy, Jobs
 from pscl.app.runner import UNSURE_FILE
 from pscl.app.security import MAX_UPLOAD_BYTES, Guard, check_upload, upload_name
 from pscl.app.workspace import Workspace
+from pscl.data.io import read_mask
 from pscl.errors import DataError
 from pscl.files import write_text
 
 STATIC = Path(__file__).parent / "static"
 PROFILES = ("smoke", "quick", "cpu")
 LAYERS = ("image", "mask", "pred", "unsure")
+
+
+@functools.lru_cache(maxsize=16)
+def _segmentation_png(path: str, mtime_ns: int) -> np.ndarray:
+    """A job's ``<stem>_mask.png`` or ``<stem>_unsure.png`` (8-bit, one channel), kept while unchanged."""
+    return read_mask(path)
 
 
 def _error(message: str, status: int = 400) -> JSONResponse:
@@ -42,7 +50,6 @@ def make_app(folder: str | Path, token: str | None = None, profile: str = "cpu")
     ws = Workspace(folder)
     jobs = Jobs(ws.root, ws.state)
     pyramids = tiles.PyramidCache()
-    predicted: dict = {}
 
     def guarded(handler):
         def run(request: Request):
@@ -75,14 +82,7 @@ def make_app(folder: str | Path, token: str | None = None, profile: str = "cpu")
         for folder, label in sources:
             path = folder / f"{stem}_{kind}.png"
             if path.is_file():
-                key = (str(path), path.stat().st_mtime_ns)
-                if key not in predicted:
-                    if len(predicted) > 16:
-                        predicted.clear()
-                    from PIL import Image
-                    with Image.open(path) as image:
-                        predicted[key] = np.asarray(image)
-                return predicted[key], label
+                return _segmentation_png(str(path), path.stat().st_mtime_ns), label
         return None, None
 
     def model_info() -> dict | None:
@@ -176,7 +176,7 @@ def make_app(folder: str | Path, token: str | None = None, profile: str = "cpu")
             raise DataError(f"profile {chosen!r}: one of {', '.join(PROFILES)}")
         if ws.dataset is None or not ws.dataset.splits.get("train"):
             raise DataError("stroke at least one micrograph first: nothing is annotated")
-        return JSONResponse(jobs.start(chosen, ws.classes, ws.colours), status_code=202)
+        return JSONResponse(jobs.start(chosen, ws.classes, ws.colour_values()), status_code=202)
 
     def job(request: Request):
         return JSONResponse(jobs.latest())

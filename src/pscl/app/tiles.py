@@ -48,19 +48,12 @@ class Pyramid:
     def tile(self, level: int, tx: int, ty: int) -> np.ndarray | None:
         if not 0 <= level < len(self.levels):
             return None
-        return cut(self.levels[level], tx, ty)
-
-
-def cut(array: np.ndarray, tx: int, ty: int) -> np.ndarray | None:
-    """The tile (tx, ty) of a level image, None outside it."""
-    y0, x0 = ty * TILE, tx * TILE
-    if tx < 0 or ty < 0 or y0 >= array.shape[0] or x0 >= array.shape[1]:
-        return None
-    return array[y0:y0 + TILE, x0:x0 + TILE]
+        return label_tile(self.levels[level], 0, tx, ty)
 
 
 def label_tile(labels: np.ndarray, level: int, tx: int, ty: int) -> np.ndarray | None:
-    """The tile of a full-size label image at ``level`` (nearest: every 2**level-th pixel)."""
+    """The tile (tx, ty) of a full-size array at ``level`` (nearest: every 2**level-th pixel; at level 0
+    a plain cut, as of a level image), None outside it."""
     step = 2 ** level
     y0, x0 = ty * TILE * step, tx * TILE * step
     if tx < 0 or ty < 0 or y0 >= labels.shape[0] or x0 >= labels.shape[1]:
@@ -116,5 +109,5 @@ class PyramidCache:
         return pyramid
 
 
-__all__ = ["TILE", "Pyramid", "PyramidCache", "colour_table", "cut", "display_image", "label_tile", "levels_for",
+__all__ = ["TILE", "Pyramid", "PyramidCache", "colour_table", "display_image", "label_tile", "levels_for",
            "png", "thumbnail", "unsure_rgba"]

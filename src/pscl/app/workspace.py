@@ -9,7 +9,6 @@ undo and redo keep the changed rectangles of the last :data:`HISTORY` strokes pe
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from threading import RLock
@@ -17,7 +16,7 @@ from threading import RLock
 import numpy as np
 from PIL import Image
 
-from pscl.data.annotation import init_dataset, save_mask, set_classes, sync_train_split
+from pscl.data.annotation import COLOUR, init_dataset, save_mask, set_classes, sync_train_split
 from pscl.data.folders import DatasetFolder, find_by_stem, load_dataset
 from pscl.data.io import IGNORE_INDEX, is_image_file, read_mask
 from pscl.errors import DataError
@@ -41,9 +40,9 @@ def _hex(rgb) -> str:
     return "#" + "".join(f"{int(v):02x}" for v in rgb)
 
 
-def _rgb(colour: str) -> tuple[int, int, int]:
-    """(r, g, b) of a checked ``#rrggbb`` (:func:`pscl.data.annotation.set_classes` checks them)."""
-    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+def _rgb(colour: str) -> list[int]:
+    """[r, g, b] of a checked ``#rrggbb`` (:data:`pscl.data.annotation.COLOUR`)."""
+    return [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
 
 
 def stroke_footprint(points: np.ndarray, radius: float, shape: tuple[int, int]):
@@ -140,10 +139,11 @@ class Workspace:
     @property
     def colours(self) -> list[str]:
         given = (self.dataset.meta.get("colours") if self.dataset is not None else None) or []
-        valid = lambda i: i < len(given) and re.fullmatch(r"#[0-9a-fA-F]{6}", str(given[i]))  # noqa: E731
+        valid = lambda i: i < len(given) and COLOUR.fullmatch(str(given[i]))  # noqa: E731
         return [given[i] if valid(i) else _hex(PALETTE[i % len(PALETTE)]) for i in range(len(self.classes))]
 
-    def colour_values(self) -> list[tuple[int, int, int]]:
+    def colour_values(self) -> list[list[int]]:
+        """The class colours as RGB triples."""
         return [_rgb(c) for c in self.colours]
 
     def split_of(self, stem: str) -> str | None:

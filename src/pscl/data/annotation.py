@@ -23,6 +23,7 @@ from pscl.errors import DataError, DataWarning
 from pscl.files import write_png, write_text
 
 META = "dataset.json"
+COLOUR = re.compile(r"#[0-9a-fA-F]{6}")  # a class colour as dataset.json keeps it
 MAX_CLASSES = 254  # indices 0..253; 255 is "not labelled"
 
 
@@ -90,21 +91,23 @@ def _labelled(path: Path | None) -> bool:
         return True  # listed, so that `pscl data check` names the unreadable mask
 
 
-def sync_train_split(folder: str | Path, stems: list[str] | None = None) -> list[str]:
-    """List in ``train`` every image (of ``stems``, or all) whose mask labels a pixel and that no other
-    split lists; drop from ``train`` those whose mask labels none. Returns the train split."""
+def sync_train_split(folder: str | Path, labelled: dict[str, bool] | None = None) -> list[str]:
+    """List in ``train`` every image whose mask labels a pixel and that no other split lists; drop from
+    ``train`` those whose mask labels none. ``labelled``: stem -> whether its mask labels a pixel, for the
+    images to bring in line (a mask just written); by default every image's mask is read. Returns the
+    train split."""
     root = Path(folder)
-    ds = load_dataset(root)
     meta = _read_meta(root)
     splits = meta.setdefault("splits", {})
     train = list(splits.get("train", []))
+    if labelled is None:
+        stems = dict.fromkeys([p.stem for p in load_dataset(root).image_files()] + train)
+        labelled = {stem: _labelled(find_by_stem(root / "masks", stem)) for stem in stems}
     elsewhere = {s for split, listed in splits.items() if split != "train" for s in listed}
-    candidates = stems if stems is not None else [p.stem for p in ds.image_files()] + list(train)
-    for stem in dict.fromkeys(candidates):
-        labelled = _labelled(find_by_stem(root / "masks", stem))
-        if labelled and stem not in train and stem not in elsewhere:
+    for stem, has_labels in labelled.items():
+        if has_labels and stem not in train and stem not in elsewhere:
             train.append(stem)
-        elif not labelled and stem in train:
+        elif not has_labels and stem in train:
             train.remove(stem)
     if train != splits.get("train"):
         splits["train"] = train
@@ -114,7 +117,7 @@ def sync_train_split(folder: str | Path, stems: list[str] | None = None) -> list
 
 def save_mask(folder: str | Path, stem: str, mask: np.ndarray) -> Path:
     """Write ``masks/<stem>.png`` atomically (a mask of another format with that stem is replaced),
-    then :func:`sync_train_split` for ``stem``."""
+    then :func:`sync_train_split` for ``stem`` (from ``mask`` itself: the file is not read back)."""
     root = Path(folder)
     if mask.dtype != np.uint8 or mask.ndim != 2:
         raise ValueError(f"a mask is a 2-D uint8 array, got {mask.dtype} {mask.shape}")
@@ -122,7 +125,7 @@ def save_mask(folder: str | Path, stem: str, mask: np.ndarray) -> Path:
     path = write_png(root / "masks" / f"{stem}.png", mask)
     if old is not None and old != path:
         old.unlink()
-    sync_train_split(root, [stem])
+    sync_train_split(root, {stem: bool((mask != IGNORE_INDEX).any())})
     return path
 
 
@@ -139,7 +142,7 @@ def set_classes(folder: str | Path, classes: list[str], colours: list[str] | Non
     if colours is not None:
         if len(colours) != len(classes):
             raise DataError(f"give one colour per class ({len(classes)} classes, {len(colours)} colours)")
-        bad = [c for c in colours if not re.fullmatch(r"#[0-9a-fA-F]{6}", str(c))]
+        bad = [c for c in colours if not COLOUR.fullmatch(str(c))]
         if bad:
             raise DataError(f"colour {bad[0]!r}: give #rrggbb")
         meta["colours"] = [c.lower() for c in colours]

@@ -16,16 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from pscl.data.folders import load_dataset
+from pscl.data.io import read_mask
 from pscl.errors import DataError
 from pscl.files import write_text
 
 WINDOW = 128
-
-
-def _read(path: Path) -> np.ndarray:
-    from PIL import Image
-    with Image.open(path) as image:
-        return np.asarray(image)
 
 
 def most_unsure_window(unsure: np.ndarray, window: int = WINDOW) -> tuple[int, int, float]:
@@ -49,7 +44,7 @@ def unsure_ranking(predictions: Path, stems: list[str]) -> list[dict]:
     for stem in stems:
         path = predictions / f"{stem}_unsure.png"
         if path.is_file():
-            unsure = _read(path)
+            unsure = read_mask(path)  # (8-bit, one channel: read as masks are)
             x, y, peak = most_unsure_window(unsure)
             rows.append({"image": stem, "mean_unsure": round(float(unsure.mean()) / 255, 4), "x": x, "y": y,
                          "window": WINDOW, "window_unsure": round(peak, 4)})
