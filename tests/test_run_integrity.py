@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 import pscl.train.finetune as finetune_module
+import pscl.train.guard as guard_module
 import pscl.train.pretrain as pretrain_module
 from pscl import FinetuneConfig, finetune
 from pscl.checkpoints import read_model_file
@@ -23,6 +24,8 @@ from pscl.errors import DataError
 from pscl.lock import LOCK_FILE, folder_lock
 
 from conftest import TINY
+
+FINETUNE = [finetune_module, guard_module]  # (a guarded run fits in pscl.train.guard)
 
 PSCL = [sys.executable, "-m", "pscl.cli"]
 
@@ -42,15 +45,18 @@ class _Kill(Callback):
             raise RuntimeError("killed")
 
 
-def _run_killed(module, monkeypatch, kills: list[tuple[int, bool]], run) -> None:
-    """Call ``run()`` (resume=True) once per kill, each killed there, then once to the end."""
-    fit = module.fit
+def _run_killed(modules, monkeypatch, kills: list[tuple[int, bool]], run) -> None:
+    """Call ``run()`` (resume=True) once per kill, each killed there, then once to the end (``fit`` patched in
+    each of ``modules``, the modules that call it)."""
+    fit = modules[0].fit
     for step, in_validation in kills:
-        monkeypatch.setattr(module, "fit", lambda *a, callbacks=None, **kw: fit(
-            *a, callbacks=[*(callbacks or []), _Kill(step, in_validation)], **kw))
+        for module in modules:
+            monkeypatch.setattr(module, "fit", lambda *a, callbacks=None, **kw: fit(
+                *a, callbacks=[*(callbacks or []), _Kill(step, in_validation)], **kw))
         with pytest.raises(RuntimeError, match="killed"):
             run()
-    monkeypatch.setattr(module, "fit", fit)
+    for module in modules:
+        monkeypatch.setattr(module, "fit", fit)
     run()
 
 
@@ -74,7 +80,7 @@ def test_a_run_killed_at_random_steps_and_resumed_ends_as_the_straight_run(synth
     kills = sorted((int(s), bool(v)) for s, v in zip(rng.choice(np.arange(1, 30), rng.integers(1, 4), replace=False),
                                                      rng.random(3) < 0.3))
     kills = [(s, v and s % 10 == 0) for s, v in kills]  # validation starts at steps 10, 20
-    _run_killed(finetune_module, monkeypatch, kills,
+    _run_killed(FINETUNE, monkeypatch, kills,
                 lambda: finetune(synth_data, tmp_path / "resumed", config(), resume=True))
     _same_model(tmp_path / "straight", tmp_path / "resumed")
     assert not (tmp_path / "resumed" / LOCK_FILE).exists()
@@ -87,7 +93,7 @@ def test_a_rolled_back_run_killed_before_and_after_the_decision_resumes_to_the_s
     config = lambda: FinetuneConfig(steps=12, val_every=4, semi=True, select="last", semi_start=4, **TINY)  # noqa: E731
     finetune(synth_data, tmp_path / "straight", config())
     # killed during self-training, then during the plain continuation after the roll-back
-    _run_killed(finetune_module, monkeypatch, [(6, False), (10, False)],
+    _run_killed(FINETUNE, monkeypatch, [(6, False), (10, False)],
                 lambda: finetune(synth_data, tmp_path / "resumed", config(), resume=True))
     _same_model(tmp_path / "straight", tmp_path / "resumed")
     assert read_model_file(tmp_path / "resumed")["semi_guard"]["rolled_back"]
@@ -100,7 +106,7 @@ def test_a_killed_guided_pretraining_resumes_to_the_straight_one(synth_data, tmp
                                     widths=TINY["widths"], options={"top_k": 2}, progress=False, accelerator="cpu",
                                     precision="32-true")
     pretrain(synth_data, tmp_path / "straight", config())
-    _run_killed(pretrain_module, monkeypatch, [(6, False), (9, False)],
+    _run_killed([pretrain_module], monkeypatch, [(6, False), (9, False)],
                 lambda: pretrain(synth_data, tmp_path / "resumed", config(), resume=True))
     a, b = read_model_file(tmp_path / "straight"), read_model_file(tmp_path / "resumed")
     assert all(torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(), atol=1e-5) for k in a["state_dict"])

@@ -1,5 +1,6 @@
 """Semi-supervised fine-tuning: confident pseudo-labels, per-class thresholds, exact warping, a run."""
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from pscl import FinetuneConfig, finetune
 from pscl.checkpoints import read_model_file
+from pscl.data.folders import load_dataset
 from pscl.data.io import IGNORE_INDEX
 from pscl.data.photometric import StrongPhotometric
 from pscl.data.views import ViewConfig, draw_geometry
@@ -152,7 +154,6 @@ def test_the_warm_up_is_supervised_only(synth_data, tmp_path):
 
 
 def test_aligned_run_keeps_the_annotated_class_shares_in_its_checkpoint(synth_data, tmp_path):
-    from pscl.data.folders import load_dataset
     from pscl.losses import class_counts
     run = tmp_path / "aligned"
     finetune(synth_data, run, FinetuneConfig(steps=4, val_every=4, semi=True, semi_start=1, semi_align=True, **TINY))
@@ -254,6 +255,42 @@ def test_semi_supervised_fine_tuning_beats_plain_on_darker_test_images(darker_da
             differences.append(scores["semi"] - scores["plain"])
     assert np.median(differences) > 0.01, differences
     assert sum(d > 0 for d in differences) >= 4, differences
+
+
+def test_the_guard_decides_two_thirds_into_self_training_at_a_validation():
+    from pscl.train.guard import decision_step
+    assert decision_step(1500, 750, 250) == 1250  # the cpu profile: the last 250 steps on the whole annotation
+    assert decision_step(400, 200, 100) == 300  # quick
+    assert decision_step(8, 4, 4) == 8  # no validation between the start and the end: decided at the end
+    assert decision_step(30, 10, 10) == 20
+
+
+@pytest.mark.parametrize("margin", [float("inf"), -1.0])  # kept / rolled back
+def test_once_the_guard_decided_the_whole_annotation_trains(synth_data, tmp_path, monkeypatch, margin):
+    import pscl.train.guard as guard
+    monkeypatch.setattr(guard, "MARGIN", margin)
+    calls = []
+    fit = guard.fit
+
+    def spy(module, out, train, steps, every, **kw):
+        labelled = train["labelled"] if isinstance(train, dict) else train
+        calls.append((steps, type(module).__name__, kw["val"] is not None,
+                      sum(int((m != IGNORE_INDEX).sum()) for m in labelled.dataset.masks)))
+        return fit(module, out, train, steps, every, **kw)
+
+    monkeypatch.setattr(guard, "fit", spy)
+    config = FinetuneConfig(steps=12, val_every=4, semi=True, select="last", semi_start=4, semi_rampup=1, **TINY)
+    finetune(synth_data, tmp_path / "run", config)
+    (held_steps, held_module, held_val, held_pixels), (steps, module, val, pixels) = calls
+    assert (held_steps, held_val, steps, val) == (8, True, 12, False)  # decided at step 8, on to 12 unvalidated
+    assert pixels > held_pixels  # the held-out part trains after the decision
+    ds = load_dataset(synth_data)
+    assert pixels == sum(int((ds.load_pair(s)[1] != IGNORE_INDEX).sum()) for s in read_model_file(tmp_path / "run")["config"]["annotated"])
+    rolled = margin < 0
+    assert module == ("SegmentationModule" if rolled else held_module)  # self-training goes on only where kept
+    record = json.loads((tmp_path / "run" / "checkpoints" / "guard.json").read_text())
+    assert record["step"] == 8 and record["rolled_back"] is rolled
+    assert read_model_file(tmp_path / "run")["semi_guard"] == record
 
 
 def test_an_annotation_too_small_to_hold_out_trains_unguarded_with_a_note(synth_data, tmp_path):

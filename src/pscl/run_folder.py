@@ -6,8 +6,8 @@ Layout::
     RUN/model.pt                 the selected U-Net (pscl.checkpoints); its presence means "finished"
     RUN/forest.pkl               the random forest's model file (pscl.train.forest), likewise
     RUN/checkpoints/last.ckpt    Lightning's resume point; best.ckpt: best on val (or on the held-out annotation);
-                                 pre-semi.ckpt: before self-training; semi-last.ckpt, rolled-back.json:
-                                 a self-training phase rolled back (pscl.train.guard)
+                                 pre-semi.ckpt: before self-training; guard.json: the guard's decision;
+                                 semi-last.ckpt: a self-training phase rolled back (pscl.train.guard)
     RUN/logs/metrics.csv         the log; logs-resumed-<N>/metrics.csv: one per resumed session
     RUN/seed<S>/                 a member run of a several-seed fine-tuning
     RUN/wall.json                wall-clock seconds (the bench)
@@ -98,9 +98,9 @@ class RunFolder:
         return self.checkpoints / "semi-last.ckpt"
 
     @property
-    def rollback_record(self) -> Path:
-        """Written when a guarded run rolls back: the guard's scores; the run then trains on without self-training."""
-        return self.checkpoints / "rolled-back.json"
+    def guard_record(self) -> Path:
+        """Written when a guarded run's guard decides: its scores and whether the run rolled back (pscl.train.guard)."""
+        return self.checkpoints / "guard.json"
 
     def log_name(self, resuming: bool) -> str:
         """The log folder of a training session: ``logs``, or a new ``logs-resumed-<N>`` for a resumed one

@@ -23,11 +23,11 @@ from pscl.nn import UNet
 from pscl.nn.unet import split_norm
 from pscl.profiles import profile_settings
 from pscl.run_folder import RunFolder
-from pscl.train.guard import SemiGuard, guard_record, set_aside
+from pscl.train.guard import guarded_fit
 from pscl.train.holdout import holdout_split
 from pscl.train.module import SegmentationModule, WholeImages, score_prefix  # noqa: F401 (re-exported)
 from pscl.runtime import RuntimeConfig, trainer_devices
-from pscl.train.trainer import fit, selected_checkpoint, steps_done
+from pscl.train.trainer import fit, selected_checkpoint
 
 
 LR_SCHEDULES = ("constant", "poly")
@@ -191,6 +191,7 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     """The run itself, holding the folder's lock (:func:`finetune` checked every input)."""
     out, classes = folder.path, ds.classes
     images, masks = map(list, zip(*pairs))
+    whole = masks  # (a guarded run trains on all of them once its guard has decided)
     if config.guarded:  # train on part of the annotation, guard self-training on the rest
         try:
             masks, held = guard_holdout(masks, config, len(classes))
@@ -212,46 +213,46 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     if config.init:
         load_backbone(model, config.init, classes)
     cfg = asdict(config)
-    train = RandomCropDataset(images, masks, config.crop, config.val_every * config.batch_size,
-                              seed=config.seed, jitter_strength=config.jitter, photometric=config.photometric, geometry=config.geometry)
+    crops = lambda labels: RandomCropDataset(  # noqa: E731
+        images, labels, config.crop, config.val_every * config.batch_size, seed=config.seed,
+        jitter_strength=config.jitter, photometric=config.photometric, geometry=config.geometry)
     weights = class_weights(masks, len(classes), power=config.class_weight_power)
-    train_loader = stream_loader(train, config.batch_size)
+    train_loader = stream_loader(crops(masks), config.batch_size)
     if config.semi:
         from pscl.train.semi import SemiSegmentationModule, unlabelled_crops
         module = SemiSegmentationModule(model, config, weights, classes,
                                         prior=torch.tensor(class_counts(masks, len(classes))))
-        pool = unlabelled_crops(ds, config)
-        train_loader = {"labelled": train_loader, "unlabelled": stream_loader(pool, config.semi_batch or config.batch_size)}
+        unlabelled = unlabelled_crops(ds, config)
+        pool = lambda: stream_loader(unlabelled, config.semi_batch or config.batch_size)  # noqa: E731
+        train_loader = {"labelled": train_loader, "unlabelled": pool()}
     else:
         module = SegmentationModule(model, config, weights, classes)
     folder.write_config(cfg)
     val_loader = DataLoader(val_images, batch_size=1) if use_val else None
+    hook = (lambda step, _, m: on_step(step, config.steps, m)) if on_step else None  # (a guarded run fits in parts)
     run = dict(accelerator=config.accelerator, devices=config.devices, precision=config.precision,
-               progress=config.progress, val=val_loader, processes=trainer_devices(config.devices), on_step=on_step)
-    rolled_back = config.guarded and folder.rollback_record.is_file()  # (a resumed run that had rolled back)
-    if not rolled_back:
-        trainer = fit(module, out, train_loader, config.steps, config.val_every,
-                      monitor=f"{on}_dice_fg" if config.select == "val" else None, resume=resuming,
-                      callbacks=[SemiGuard(folder, f"{on}_dice_fg")] if config.guarded else None, **run)
+               progress=config.progress, val=val_loader, processes=trainer_devices(config.devices), on_step=hook)
     chosen, best_val, extra = "last", None, {}
     if config.guarded:
-        extra["semi_guard"] = guard_record(folder)
+        plain = SegmentationModule(model, replace(config, semi=False), weights, classes)
+        loaders = {"held": train_loader, "all": {"labelled": stream_loader(crops(whole), config.batch_size),
+                                                 "unlabelled": pool()},
+                   "plain": stream_loader(crops(whole), config.batch_size)}
+        extra["semi_guard"] = guarded_fit(folder, module, plain, loaders, config.steps, config.val_every,
+                                          f"{on}_dice_fg", run, resuming)
         best_val = extra["semi_guard"]["end"]
-        if extra["semi_guard"]["rolled_back"]:  # on from the pre-semi model, without self-training
-            if not rolled_back:
-                set_aside(folder, extra["semi_guard"])
-            plain = SegmentationModule(model, replace(config, semi=False), weights, classes)
-            plain.strict_loading = False  # (the checkpoint also holds the teacher)
-            trainer = fit(plain, out, stream_loader(train, config.batch_size), config.steps, config.val_every,
-                          resume=True, start_from=folder.pre_semi_checkpoint, **{**run, "val": None})
+        if extra["semi_guard"]["rolled_back"]:
             chosen, best_val = "last (self-training rolled back)", None
+    else:
+        fit(module, out, train_loader, config.steps, config.val_every,
+            monitor=f"{on}_dice_fg" if config.select == "val" else None, resume=resuming, **run)
     best = selected_checkpoint(folder, f"{on}_dice_fg") if config.select == "val" else None
     if best is not None:
         state, best_val = best
         model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
         chosen = "best.ckpt"
     save_model(out, model.cpu(), cfg, classes, selected=chosen, **{f"{on}_dice_fg": best_val}, **extra,
-               steps=steps_done(trainer, config.steps))
+               steps=config.steps)
     return _summary(folder, stems)
 
 

@@ -1,14 +1,16 @@
 """Self-training that checks itself: the semi-supervised phase is kept only if it did not make the held-out
-annotation worse.
+annotation worse, and the whole annotation trains once the guard has decided.
 
 Without val masks (``select="last"``) a semi-supervised run holds a fifth of the annotation out of training
 (:mod:`pscl.train.holdout`) and scores it at every validation. :class:`SemiGuard` keeps the weights of the
 validation that ends the supervised-only phase (``checkpoints/pre-semi.ckpt``, with their held-out Dice) and
-the held-out Dice of the last validation; :func:`guard_decision` then keeps the last model, or, when
-self-training lowered the held-out Dice by more than ``margin``, the run rolls back to the pre-semi model and
-trains on from it without self-training to the end of its budget (:func:`set_aside`; pscl.train.finetune), so it
-ends as plain fine-tuning would. Only two models are compared (no maximum over many checkpoints, which favours
-noise), and both scores are recorded in ``model.pt`` whatever the decision.
+the held-out Dice of the latest validation. At the decision step (:func:`decision_step`: two thirds into the
+self-training phase) :func:`guard_decision` keeps self-training, or, when it lowered the held-out Dice by more
+than ``margin``, rolls the run back to the pre-semi model. Either way the decision is written
+(``checkpoints/guard.json``) and the run trains on to the end of its budget on the whole annotation, the held-out
+part included: with self-training where it was kept, without it from the pre-semi model where it was rolled back
+(:func:`guarded_fit`). Only two models are compared (no maximum over many checkpoints, which favours noise), and
+both scores are recorded in ``model.pt`` whatever the decision.
 """
 from __future__ import annotations
 
@@ -17,9 +19,12 @@ import math
 from lightning.pytorch.callbacks import Callback
 
 from pscl.run_folder import RunFolder
+from pscl.train.trainer import fit
 
 # the held-out Dice (fg) self-training may cost before the run rolls back to its pre-semi model
 MARGIN = 0.02
+# the share of the self-training phase the guard watches before it decides
+WATCH = 2 / 3
 
 
 class SemiGuard(Callback):
@@ -56,14 +61,28 @@ def guard_decision(pre: float | None, end: float | None, margin: float) -> bool:
     return pre - end > margin
 
 
-def guard_record(folder: RunFolder, margin: float | None = None) -> dict:
-    """After a guarded run's self-training phase: ``{"pre", "end", "margin", "rolled_back"}``, from the record of
-    a roll-back already decided, else from the run's ``last.ckpt`` on disk (whatever process trained)."""
+def decision_step(steps: int, start: int, every: int) -> int:
+    """The step at which the guard decides: the last validation (every ``every`` steps) at or before
+    :data:`WATCH` of the self-training phase from ``start`` to ``steps``; ``steps`` where none lies after
+    ``start`` (the run then decides at its end, and the held-out part never trains)."""
+    step = (start + int(WATCH * (steps - start))) // every * every
+    return step if start < step < steps else steps
+
+
+def read_decision(folder: RunFolder) -> dict | None:
+    """The decision a guarded run wrote (``guard.json``), or None before it decided."""
+    import json
+    return json.loads(folder.guard_record.read_text()) if folder.guard_record.is_file() else None
+
+
+def decide(folder: RunFolder, step: int, margin: float | None = None) -> dict:
+    """Decide from the run's ``last.ckpt`` (the model at the decision step, whatever process trained it) and write
+    ``{"pre", "end", "margin", "rolled_back", "step"}`` to ``guard.json``."""
     import json
 
     import torch
-    if folder.rollback_record.is_file():
-        return json.loads(folder.rollback_record.read_text())
+
+    from pscl.files import write_text
     margin = MARGIN if margin is None else margin
     state = {}
     if folder.last_checkpoint.is_file():
@@ -71,15 +90,30 @@ def guard_record(folder: RunFolder, margin: float | None = None) -> dict:
         state = checkpoint.get("callbacks", {}).get(SemiGuard.__qualname__, {})
     pre, end = state.get("pre"), state.get("end")
     rolled = guard_decision(pre, end, margin) and folder.pre_semi_checkpoint.is_file()
-    return {"pre": pre, "end": end, "margin": margin, "rolled_back": rolled}
+    record = {"pre": pre, "end": end, "margin": margin, "rolled_back": rolled, "step": step}
+    write_text(folder.guard_record, json.dumps(record))
+    return record
 
 
-def set_aside(folder: RunFolder, record: dict) -> None:
-    """Roll back: the self-training phase's ``last.ckpt`` becomes ``semi-last.ckpt`` and the decision is written,
-    so the run goes on from ``pre-semi.ckpt`` without self-training (and a resumed run knows it)."""
-    import json
-
-    from pscl.files import write_text
-    if folder.last_checkpoint.is_file():
-        folder.last_checkpoint.replace(folder.semi_last_checkpoint)
-    write_text(folder.rollback_record, json.dumps(record))
+def guarded_fit(folder: RunFolder, module, plain, loaders: dict, steps: int, every: int, monitor: str, run: dict,
+                resuming: bool) -> dict:
+    """Train a guarded semi-supervised ``module`` to ``steps`` (resuming where a run left off) and return the
+    guard's decision. ``loaders``: ``"held"`` (the annotation less the held-out part, and the unlabelled crops),
+    ``"all"`` (the whole annotation and the unlabelled crops) and ``"plain"`` (the whole annotation);
+    ``run["val"]`` scores the held-out part (as ``monitor``). ``plain`` is the same model without self-training, which trains on
+    from ``pre-semi.ckpt`` after a roll-back."""
+    at = decision_step(steps, module.start, every)
+    record = read_decision(folder)
+    if record is None:
+        fit(module, folder.path, loaders["held"], at, every, resume=resuming,
+            callbacks=[SemiGuard(folder, monitor)], **run)
+        record = decide(folder, at)
+    rest = {**run, "val": None}
+    if record["rolled_back"]:  # self-training's last.ckpt set aside (once), then on from the pre-semi model
+        if folder.last_checkpoint.is_file() and not folder.semi_last_checkpoint.is_file():
+            folder.last_checkpoint.replace(folder.semi_last_checkpoint)
+        plain.strict_loading = False  # (the checkpoint also holds the teacher)
+        fit(plain, folder.path, loaders["plain"], steps, every, resume=True, start_from=folder.pre_semi_checkpoint, **rest)
+    elif at < steps:
+        fit(module, folder.path, loaders["all"], steps, every, resume=True, **rest)
+    return record
