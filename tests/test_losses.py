@@ -54,3 +54,38 @@ def test_dice_weight_mixes_the_two_terms():
     assert torch.isclose(segmentation_loss(logits, target, dice_weight=0), ce)
     assert torch.isclose(segmentation_loss(logits, target, dice_weight=1), dice)
     assert torch.isclose(segmentation_loss(logits, target), 0.5 * ce + 0.5 * dice)
+
+
+def test_affinity_loss_matches_its_closed_forms():
+    from pscl.losses import affinity_loss
+    flat = torch.full((2, 1, 32, 32), 0.5)
+    uniform = torch.zeros(2, 4, 32, 32)  # equal logits: p = 1/4 everywhere
+    assert torch.isclose(affinity_loss(uniform, flat), torch.tensor(1 - 1 / 4), atol=1e-6)
+    one_class = torch.zeros(2, 4, 32, 32)
+    one_class[:, 2] = 50.0
+    assert affinity_loss(one_class, flat) < 1e-6  # alike pixels, one label
+    # two halves, labelled apart: costly on a flat image, nearly free where the image changes at the same place
+    halves = torch.zeros(1, 2, 32, 32)
+    halves[:, 0, :, :16], halves[:, 1, :, 16:] = 50.0, 50.0
+    edge = torch.zeros(1, 1, 32, 32)
+    edge[..., 16:] = 1.0
+    on_flat, on_edge = affinity_loss(halves, flat[:1]), affinity_loss(halves, edge)
+    assert on_flat > 0.05 and on_edge < 1e-6
+    # by hand, radius 1 and no pooling on a 1 x 2 image: one pair, K = exp(-1/2 sigma_xy^2 - 0)
+    pair = torch.tensor([[[[50.0, 0.0]], [[0.0, 50.0]]]])  # (1, 2, 1, 2): the two pixels of different classes
+    assert torch.isclose(affinity_loss(pair, torch.zeros(1, 1, 1, 2), radius=1, stride=1), torch.tensor(1.0))
+
+
+def test_affinity_loss_descends_to_labels_that_follow_the_image():
+    from pscl.losses import affinity_loss
+    torch.manual_seed(0)
+    edge = torch.zeros(1, 1, 16, 16)
+    edge[..., 8:] = 1.0
+    logits = torch.randn(1, 2, 16, 16, requires_grad=True)
+    start = affinity_loss(logits, edge).item()
+    optimiser = torch.optim.SGD([logits], lr=50.0)
+    for _ in range(100):
+        optimiser.zero_grad()
+        affinity_loss(logits, edge).backward()
+        optimiser.step()
+    assert torch.isfinite(logits.grad).all() and affinity_loss(logits, edge).item() < start / 4

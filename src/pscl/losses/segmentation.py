@@ -1,4 +1,5 @@
-"""Supervised segmentation loss of fine-tuning: 0.5 class-weighted CE + 0.5 soft Dice (foreground)."""
+"""Supervised segmentation loss of fine-tuning: 0.5 class-weighted CE + 0.5 soft Dice (foreground); the
+label-free affinity loss that carries sparse labels to the image's edges."""
 from __future__ import annotations
 
 import numpy as np
@@ -78,3 +79,36 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor,
     if dice_weight == 0:
         return ce
     return (1 - dice_weight) * ce + dice_weight * soft_dice_loss(logits, target, range(1, logits.shape[1]))
+
+
+def affinity_loss(logits: torch.Tensor, image: torch.Tensor, radius: int = 5, sigma_xy: float = 6.0,
+                  sigma_i: float = 0.1, stride: int = 2) -> torch.Tensor:
+    """Label consistency of neighbouring pixels that look alike (a local CRF loss, as in the gated CRF loss of
+    Obukhov et al. 2019 and the dense CRF loss of Tang et al. 2018 for scribble-supervised segmentation).
+
+    On the ``stride``-pooled softmax ``p`` (B, C, h, w) and image ``I`` (B, 1, h, w), over every pixel pair (i, j)
+    at most ``radius`` pooled pixels apart, each pair once:
+
+        L = sum_ij K_ij (1 - p_i . p_j) / sum_ij K_ij,  K_ij = exp(-|x_i - x_j|^2 / 2 sigma_xy^2 - (I_i - I_j)^2 / 2 sigma_i^2)
+
+    with ``x`` in full-resolution pixels. L is 0 where alike pixels get the same one-hot label and 1 - 1/C for
+    uniform probabilities; it is low where the labels change at a change of grey level. It needs no labels: on
+    sparse strokes it carries each stroke's class out to where the image changes (the phase borders strokes leave
+    unlabelled).
+    """
+    p = F.avg_pool2d(logits.float().softmax(1), stride)
+    grey = F.avg_pool2d(image.float(), stride)
+    h, w = p.shape[-2:]
+    total = norm = p.new_zeros(())
+    for dy in range(radius + 1):
+        for dx in range(-radius, radius + 1):
+            if (dy == 0 and dx <= 0) or dy * dy + dx * dx > radius * radius or dy >= h or abs(dx) >= w:
+                continue
+            ya, yb = slice(0, h - dy), slice(dy, h)
+            xa, xb = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+            diff = grey[..., ya, xa] - grey[..., yb, xb]
+            k = torch.exp(-(dy * dy + dx * dx) * stride ** 2 / (2 * sigma_xy ** 2) - diff ** 2 / (2 * sigma_i ** 2))
+            agree = (p[..., ya, xa] * p[..., yb, xb]).sum(1, keepdim=True)
+            total = total + (k * (1 - agree)).sum()
+            norm = norm + k.sum()
+    return total / norm.clamp_min(1e-12)

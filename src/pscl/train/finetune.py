@@ -55,6 +55,7 @@ class FinetuneConfig(RuntimeConfig):
     # cross-entropy weight w_c ∝ (pixel share of c)^(-power): 0.5 by default, 0 = unweighted CE
     class_weight_power: float = 0.5
     dice_weight: float = 0.5  # loss = (1 - d) CE + d soft Dice (foreground classes)
+    affinity: float = 0.0  # weight of the label-free affinity loss (pscl.losses.affinity_loss)
     widths: tuple[int, ...] = (32, 64, 128, 256)
     norm: str = "batch"
     jitter: float = 0.1
@@ -103,7 +104,7 @@ class FinetuneConfig(RuntimeConfig):
         self.check_runtime()
         inf = float("inf")
         for name, low, high, ends in (("dice_weight", 0, 1, "[]"), ("class_weight_power", 0, inf, "[)"),
-                                      ("photometric", 0, 1, "[]"),
+                                      ("affinity", 0, inf, "[)"), ("photometric", 0, 1, "[]"),
                                       ("semi_threshold", 0, 1, "(]"), ("semi_ema", 0, 1, "[)"), ("semi_weight", 0, inf, "[)"),
                                       ("semi_floor", 0, self.semi_threshold, "[]"), ("semi_align_mix", 0, 1, "[]")):
             self.check_range(name, low, high, ends)

@@ -8,7 +8,7 @@ import lightning as L
 import numpy as np
 import torch
 
-from pscl.losses import segmentation_loss
+from pscl.losses import affinity_loss, segmentation_loss
 from pscl.metrics import confusion_matrix, scores
 from pscl.nn import UNet
 
@@ -31,6 +31,8 @@ class SegmentationModule(L.LightningModule):
         self.model.train()
         logits = self.model(image)
         loss = segmentation_loss(logits, target, self.class_weights, self.config.dice_weight)
+        if self.config.affinity > 0:
+            loss = loss + self.config.affinity * affinity_loss(logits, image)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite fine-tuning loss ({loss.item()}) at step {self.global_step}; "
                                      "lower the learning rate or check the input images")
