@@ -192,7 +192,7 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
     """The run itself, holding the folder's lock (:func:`finetune` checked every input)."""
     out, classes = folder.path, ds.classes
     images, masks = map(list, zip(*pairs))
-    whole = masks  # (a guarded run trains on all of them once its guard has decided)
+    whole = masks  # (a guarded run that rolls back trains on all of them)
     if config.guarded:  # train on part of the annotation, guard self-training on the rest
         try:
             masks, held = guard_holdout(masks, config, len(classes))
@@ -223,22 +223,19 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
         from pscl.train.semi import SemiSegmentationModule, unlabelled_crops
         module = SemiSegmentationModule(model, config, weights, classes,
                                         prior=torch.tensor(class_counts(masks, len(classes))))
-        unlabelled = unlabelled_crops(ds, config)
-        pool = lambda: stream_loader(unlabelled, config.semi_batch or config.batch_size)  # noqa: E731
-        train_loader = {"labelled": train_loader, "unlabelled": pool()}
+        pool = stream_loader(unlabelled_crops(ds, config), config.semi_batch or config.batch_size)
+        train_loader = {"labelled": train_loader, "unlabelled": pool}
     else:
         module = SegmentationModule(model, config, weights, classes)
     folder.write_config(cfg)
     val_loader = DataLoader(val_images, batch_size=1) if use_val else None
-    hook = (lambda step, _, m: on_step(step, config.steps, m)) if on_step else None  # (a guarded run fits in parts)
+    hook = (lambda step, _, m: on_step(step, config.steps, m)) if on_step else None  # (a guarded run may fit twice)
     run = dict(accelerator=config.accelerator, devices=config.devices, precision=config.precision,
                progress=config.progress, val=val_loader, processes=trainer_devices(config.devices), on_step=hook)
     chosen, best_val, extra = "last", None, {}
     if config.guarded:
         plain = SegmentationModule(model, replace(config, semi=False), weights, classes)
-        loaders = {"held": train_loader, "all": {"labelled": stream_loader(crops(whole), config.batch_size),
-                                                 "unlabelled": pool()},
-                   "plain": stream_loader(crops(whole), config.batch_size)}
+        loaders = {"held": train_loader, "plain": stream_loader(crops(whole), config.batch_size)}
         extra["semi_guard"] = guarded_fit(folder, module, plain, loaders, config.steps, config.val_every,
                                           f"{on}_dice_fg", run, resuming)
         best_val = extra["semi_guard"]["end"]

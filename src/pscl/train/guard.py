@@ -1,16 +1,20 @@
 """Self-training that checks itself: the semi-supervised phase is kept only if it did not make the held-out
-annotation worse, and the whole annotation trains once the guard has decided.
+annotation worse.
 
 Without val masks (``select="last"``) a semi-supervised run holds a fifth of the annotation out of training
 (:mod:`pscl.train.holdout`) and scores it at every validation. :class:`SemiGuard` keeps the weights of the
 validation that ends the supervised-only phase (``checkpoints/pre-semi.ckpt``, with their held-out Dice) and
-the held-out Dice of the latest validation. At the decision step (:func:`decision_step`: two thirds into the
-self-training phase) :func:`guard_decision` keeps self-training, or, when it lowered the held-out Dice by more
-than ``margin``, rolls the run back to the pre-semi model. Either way the decision is written
-(``checkpoints/guard.json``) and the run trains on to the end of its budget on the whole annotation, the held-out
-part included: with self-training where it was kept, without it from the pre-semi model where it was rolled back
-(:func:`guarded_fit`). Only two models are compared (no maximum over many checkpoints, which favours noise), and
-both scores are recorded in ``model.pt`` whatever the decision.
+the held-out Dice of the last validation. At the end of the budget :func:`guard_decision` keeps the last model,
+or, when self-training lowered the held-out Dice by more than ``margin``, rolls the run back: it trains on from
+the pre-semi model without self-training, on the whole annotation (the held-out part included, as it has
+nothing left to check), to the end of its budget (:func:`guarded_fit`). The decision is written
+(``checkpoints/guard.json``) before anything moves, so a run killed at any point resumes to the straight one.
+Only two models are compared (no maximum over many checkpoints, which favours noise), and both scores are
+recorded in ``model.pt`` whatever the decision.
+
+A decision two thirds into self-training, with the rest of the budget on the whole annotation, was tried and
+measured worse: self-training's harm to the synthetic cross-sections often shows only in its last third
+(``benchmarks/user-protocol/guard/README.md``).
 """
 from __future__ import annotations
 
@@ -23,8 +27,6 @@ from pscl.train.trainer import fit
 
 # the held-out Dice (fg) self-training may cost before the run rolls back to its pre-semi model
 MARGIN = 0.02
-# the share of the self-training phase the guard watches before it decides
-WATCH = 2 / 3
 
 
 class SemiGuard(Callback):
@@ -61,23 +63,15 @@ def guard_decision(pre: float | None, end: float | None, margin: float) -> bool:
     return pre - end > margin
 
 
-def decision_step(steps: int, start: int, every: int) -> int:
-    """The step at which the guard decides: the last validation (every ``every`` steps) at or before
-    :data:`WATCH` of the self-training phase from ``start`` to ``steps``; ``steps`` where none lies after
-    ``start`` (the run then decides at its end, and the held-out part never trains)."""
-    step = (start + int(WATCH * (steps - start))) // every * every
-    return step if start < step < steps else steps
-
-
 def read_decision(folder: RunFolder) -> dict | None:
     """The decision a guarded run wrote (``guard.json``), or None before it decided."""
     import json
     return json.loads(folder.guard_record.read_text()) if folder.guard_record.is_file() else None
 
 
-def decide(folder: RunFolder, step: int, margin: float | None = None) -> dict:
-    """Decide from the run's ``last.ckpt`` (the model at the decision step, whatever process trained it) and write
-    ``{"pre", "end", "margin", "rolled_back", "step"}`` to ``guard.json``."""
+def decide(folder: RunFolder, margin: float | None = None) -> dict:
+    """Decide from the run's ``last.ckpt`` (the self-trained model at the end, whatever process trained it) and
+    write ``{"pre", "end", "margin", "rolled_back"}`` to ``guard.json``."""
     import json
 
     import torch
@@ -90,7 +84,7 @@ def decide(folder: RunFolder, step: int, margin: float | None = None) -> dict:
         state = checkpoint.get("callbacks", {}).get(SemiGuard.__qualname__, {})
     pre, end = state.get("pre"), state.get("end")
     rolled = guard_decision(pre, end, margin) and folder.pre_semi_checkpoint.is_file()
-    record = {"pre": pre, "end": end, "margin": margin, "rolled_back": rolled, "step": step}
+    record = {"pre": pre, "end": end, "margin": margin, "rolled_back": rolled}
     write_text(folder.guard_record, json.dumps(record))
     return record
 
@@ -98,22 +92,18 @@ def decide(folder: RunFolder, step: int, margin: float | None = None) -> dict:
 def guarded_fit(folder: RunFolder, module, plain, loaders: dict, steps: int, every: int, monitor: str, run: dict,
                 resuming: bool) -> dict:
     """Train a guarded semi-supervised ``module`` to ``steps`` (resuming where a run left off) and return the
-    guard's decision. ``loaders``: ``"held"`` (the annotation less the held-out part, and the unlabelled crops),
-    ``"all"`` (the whole annotation and the unlabelled crops) and ``"plain"`` (the whole annotation);
-    ``run["val"]`` scores the held-out part (as ``monitor``). ``plain`` is the same model without self-training, which trains on
-    from ``pre-semi.ckpt`` after a roll-back."""
-    at = decision_step(steps, module.start, every)
+    guard's decision. ``loaders``: ``"held"`` (the annotation less the held-out part, and the unlabelled crops)
+    and ``"plain"`` (the whole annotation); ``run["val"]`` scores the held-out part (as ``monitor``). ``plain``
+    is the same model without self-training, which trains on from ``pre-semi.ckpt`` after a roll-back."""
     record = read_decision(folder)
     if record is None:
-        fit(module, folder.path, loaders["held"], at, every, resume=resuming,
+        fit(module, folder.path, loaders["held"], steps, every, resume=resuming,
             callbacks=[SemiGuard(folder, monitor)], **run)
-        record = decide(folder, at)
-    rest = {**run, "val": None}
+        record = decide(folder)
     if record["rolled_back"]:  # self-training's last.ckpt set aside (once), then on from the pre-semi model
         if folder.last_checkpoint.is_file() and not folder.semi_last_checkpoint.is_file():
             folder.last_checkpoint.replace(folder.semi_last_checkpoint)
         plain.strict_loading = False  # (the checkpoint also holds the teacher)
-        fit(plain, folder.path, loaders["plain"], steps, every, resume=True, start_from=folder.pre_semi_checkpoint, **rest)
-    elif at < steps:
-        fit(module, folder.path, loaders["all"], steps, every, resume=True, **rest)
+        fit(plain, folder.path, loaders["plain"], steps, every, resume=True, start_from=folder.pre_semi_checkpoint,
+            **{**run, "val": None})
     return record
