@@ -14,6 +14,7 @@ from pscl.data.labels import check_dataset
 from pscl.data.io import IGNORE_INDEX, read_mask
 from pscl.data.strokes import stroke_dataset, stroke_mask
 from pscl.errors import DataError
+from pscl.train.module import AFFINITY, sparse_affinity
 
 from conftest import TINY
 
@@ -88,6 +89,17 @@ def test_fine_tuning_on_strokes_of_several_images_learns_the_classes(synth_data,
                                           **{**TINY, "crop": 96, "batch_size": 6}))
     result = evaluate(run, synth_data, split="test")
     assert result["dice_fg"] > 0.5, result["per_class"]  # chance is about 0.2 here
+    assert json.loads((run / "config.json").read_text())["affinity"] == AFFINITY  # on for strokes
+
+
+def test_the_affinity_loss_is_on_for_strokes_and_off_for_full_masks():
+    full = _full_mask()
+    strokes = stroke_mask(full, 0.02, np.random.default_rng(0))
+    assert sparse_affinity([full]) == 0.0 and sparse_affinity([strokes]) == AFFINITY > 0
+    assert sparse_affinity([full, strokes]) == 0.0  # half the pixels or more labelled: full masks
+    assert sparse_affinity([strokes, strokes, full]) == AFFINITY
+    with pytest.raises(ValueError, match="affinity"):
+        FinetuneConfig(affinity=-1.0)
 
 
 def test_data_check_counts_labelled_pixels_and_names_a_class_no_stroke_covers(synth_data, tmp_path):

@@ -31,7 +31,7 @@ class SegmentationModule(L.LightningModule):
         self.model.train()
         logits = self.model(image)
         loss = segmentation_loss(logits, target, self.class_weights, self.config.dice_weight)
-        if self.config.affinity > 0:
+        if self.config.affinity:
             loss = loss + self.config.affinity * affinity_loss(logits, image)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite fine-tuning loss ({loss.item()}) at step {self.global_step}; "
@@ -66,6 +66,19 @@ class SegmentationModule(L.LightningModule):
         steps = self.config.steps
         poly = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / steps) ** 0.9)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": poly, "interval": "step"}}
+
+
+# the affinity loss's weight where the annotation is sparse: under SPARSE of the annotated images' pixels labelled
+AFFINITY, SPARSE = 1.0, 0.5
+
+
+def sparse_affinity(masks: list[np.ndarray]) -> float:
+    """The affinity loss's weight for an annotation (:func:`pscl.losses.affinity_loss`): :data:`AFFINITY` for
+    strokes (under :data:`SPARSE` of the annotated pixels labelled), which label the middles of regions and leave
+    their borders to be found, 0 for full masks (benchmarks/strokes/README.md)."""
+    from pscl.data.io import IGNORE_INDEX
+    labelled = sum(int(np.count_nonzero(m != IGNORE_INDEX)) for m in masks)
+    return AFFINITY if labelled < SPARSE * sum(m.size for m in masks) else 0.0
 
 
 def score_prefix(config) -> str:
