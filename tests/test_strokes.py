@@ -7,6 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from pscl import FinetuneConfig, evaluate, finetune
+from pscl.checkpoints import read_model_file
 from pscl.cli import app
 from pscl.data.crops import RandomCropDataset
 from pscl.data.folders import load_dataset
@@ -14,7 +15,6 @@ from pscl.data.labels import check_dataset
 from pscl.data.io import IGNORE_INDEX, read_mask
 from pscl.data.strokes import stroke_dataset, stroke_mask
 from pscl.errors import DataError
-from pscl.train.module import AFFINITY, sparse_affinity
 
 from conftest import TINY
 
@@ -89,15 +89,17 @@ def test_fine_tuning_on_strokes_of_several_images_learns_the_classes(synth_data,
                                           **{**TINY, "crop": 96, "batch_size": 6}))
     result = evaluate(run, synth_data, split="test")
     assert result["dice_fg"] > 0.5, result["per_class"]  # chance is about 0.2 here
-    assert json.loads((run / "config.json").read_text())["affinity"] == AFFINITY  # on for strokes
 
 
-def test_the_affinity_loss_is_on_for_strokes_and_off_for_full_masks():
-    full = _full_mask()
-    strokes = stroke_mask(full, 0.02, np.random.default_rng(0))
-    assert sparse_affinity([full]) == 0.0 and sparse_affinity([strokes]) == AFFINITY > 0
-    assert sparse_affinity([full, strokes]) == 0.0  # half the pixels or more labelled: full masks
-    assert sparse_affinity([strokes, strokes, full]) == AFFINITY
+def test_the_affinity_loss_trains_on_strokes_and_its_weight_is_checked(synth_data, tmp_path):
+    strokes = stroke_dataset(synth_data, tmp_path / "strokes", budget=0.03, seed=0)
+    weights = {}
+    for affinity in (0.0, 1.0):
+        run = tmp_path / f"run{affinity}"
+        finetune(strokes, run, FinetuneConfig(shots=3, steps=4, val_every=4, select="last", affinity=affinity, **TINY))
+        assert json.loads((run / "config.json").read_text())["affinity"] == affinity
+        weights[affinity] = read_model_file(run)["state_dict"]
+    assert any(not torch.equal(weights[0.0][k], weights[1.0][k]) for k in weights[0.0])  # it changes the training
     with pytest.raises(ValueError, match="affinity"):
         FinetuneConfig(affinity=-1.0)
 

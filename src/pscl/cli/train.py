@@ -37,8 +37,9 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
                  None, help="cross-entropy weight ∝ pixel share^-power (default 0.5; 0 = unweighted)"),
              dice_weight: Optional[float] = typer.Option(None, help="loss = (1 - d) CE + d soft Dice (default 0.5)"),
              affinity: Optional[float] = typer.Option(
-                 None, help="weight of the loss that gives neighbouring pixels that look alike the same class, carrying "
-                            "strokes out to the phase borders (default: 1 on strokes, 0 on full masks)"),
+                 None, help="weight of a loss that gives neighbouring pixels that look alike the same class, carrying "
+                            "strokes out to phase borders: 1 helped strokes of wide phases, hurt thin grain boundaries "
+                            "(default 0)"),
              jitter: Optional[float] = typer.Option(None, help="brightness/contrast augmentation strength (default 0.1)"),
              photometric: Optional[float] = typer.Option(
                  None, help="strong photometric augmentation (brightness, contrast, gamma, blur, noise): probability of "

@@ -25,7 +25,7 @@ from pscl.profiles import profile_settings
 from pscl.run_folder import RunFolder
 from pscl.train.guard import guarded_fit
 from pscl.train.holdout import holdout_split
-from pscl.train.module import SegmentationModule, WholeImages, score_prefix, sparse_affinity  # noqa: F401 (re-exported)
+from pscl.train.module import SegmentationModule, WholeImages, score_prefix  # noqa: F401 (re-exported)
 from pscl.runtime import RuntimeConfig, trainer_devices
 from pscl.train.trainer import fit, selected_checkpoint
 
@@ -55,8 +55,8 @@ class FinetuneConfig(RuntimeConfig):
     # cross-entropy weight w_c ∝ (pixel share of c)^(-power): 0.5 by default, 0 = unweighted CE
     class_weight_power: float = 0.5
     dice_weight: float = 0.5  # loss = (1 - d) CE + d soft Dice (foreground classes)
-    # weight of the label-free affinity loss (pscl.losses.affinity_loss); None: pscl.train.module.sparse_affinity
-    affinity: float | None = None  # (on for strokes, off for full masks); filled in by finetune
+    # weight of the label-free affinity loss (pscl.losses.affinity_loss): carries strokes out to phase borders;
+    affinity: float = 0.0  # off by default: it helped strokes of wide phases and hurt thin ones (benchmarks/strokes)
     widths: tuple[int, ...] = (32, 64, 128, 256)
     norm: str = "batch"
     jitter: float = 0.1
@@ -105,8 +105,7 @@ class FinetuneConfig(RuntimeConfig):
         self.check_runtime()
         inf = float("inf")
         for name, low, high, ends in (("dice_weight", 0, 1, "[]"), ("class_weight_power", 0, inf, "[)"),
-                                      *([("affinity", 0, inf, "[)")] if self.affinity is not None else []),
-                                      ("photometric", 0, 1, "[]"),
+                                      ("affinity", 0, inf, "[)"), ("photometric", 0, 1, "[]"),
                                       ("semi_threshold", 0, 1, "(]"), ("semi_ema", 0, 1, "[)"), ("semi_weight", 0, inf, "[)"),
                                       ("semi_floor", 0, self.semi_threshold, "[]"), ("semi_align_mix", 0, 1, "[]")):
             self.check_range(name, low, high, ends)
@@ -204,7 +203,6 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
             config.semi_guard = False
     use_val, on = val_images is not None, score_prefix(config)
     config.geometry = resolve_orientation(config.orientation, masks, len(classes))
-    config.affinity = sparse_affinity(masks) if config.affinity is None else config.affinity
     resuming = folder.prepare(config, resume=resume, overwrite=overwrite)
     if resume and folder.finished_with(config.steps):  # same settings (prepare checked): nothing to do
         return _summary(folder, stems)

@@ -68,19 +68,6 @@ class SegmentationModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": poly, "interval": "step"}}
 
 
-# the affinity loss's weight where the annotation is sparse: under SPARSE of the annotated images' pixels labelled
-AFFINITY, SPARSE = 1.0, 0.5
-
-
-def sparse_affinity(masks: list[np.ndarray]) -> float:
-    """The affinity loss's weight for an annotation (:func:`pscl.losses.affinity_loss`): :data:`AFFINITY` for
-    strokes (under :data:`SPARSE` of the annotated pixels labelled), which label the middles of regions and leave
-    their borders to be found, 0 for full masks (benchmarks/strokes/README.md)."""
-    from pscl.data.io import IGNORE_INDEX
-    labelled = sum(int(np.count_nonzero(m != IGNORE_INDEX)) for m in masks)
-    return AFFINITY if labelled < SPARSE * sum(m.size for m in masks) else 0.0
-
-
 def score_prefix(config) -> str:
     """What a run scores while it trains: ``val`` masks, or the ``holdout`` annotation."""
     return "holdout" if config.guarded else "val"
