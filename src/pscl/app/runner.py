@@ -9,8 +9,8 @@ page and of the annotated ones by the model in training, from :data:`FIRST_PREVI
 
 The pipeline is the one that holds without val masks (:func:`job_config`): the model of the last step;
 self-training on the unlabelled micrographs (and the unstroked parts of the stroked ones) only where a
-fifth of the strokes can be held out to check it, rolled back where it lowers their Dice (the held-out
-strokes train once the guard has decided: :mod:`pscl.train.guard`); a correction
+fifth of the strokes can be held out to check it, rolled back where it lowers their Dice (a rolled-back
+run trains on all the strokes: :mod:`pscl.train.guard`); a correction
 round starts from the last finished job's model with a third of the steps.
 """
 from __future__ import annotations

@@ -65,8 +65,8 @@ def finetune(data: Path = typer.Argument(..., help="dataset folder (dataset.json
              semi_guard: Optional[bool] = typer.Option(
                  None, "--semi-guard/--no-semi-guard",
                  help="--semi with --select last: hold a fifth of the annotation out; if self-training lowered its Dice, "
-                      "go back to the model from before self-training and train on without it; the rest of the "
-                      "budget trains on the whole annotation (default on)"),
+                      "go back to the model from before self-training and train on without it, on the whole "
+                      "annotation (default on)"),
              accelerator: str = ACCELERATOR, devices: str = DEVICES, precision: str = PRECISION,
              resume: bool = RESUME, overwrite: bool = OVERWRITE, progress: bool = True) -> None:
     """Train a segmentation U-Net on K annotated train images (fine-tune with --init)."""
