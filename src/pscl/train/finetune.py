@@ -235,9 +235,9 @@ def _train(ds: DatasetFolder, folder: RunFolder, config: FinetuneConfig, stems: 
                progress=config.progress, val=val_loader, processes=trainer_devices(config.devices), on_step=hook)
     chosen, best_val, extra = "last", None, {}
     if config.guarded:
-        plain = SegmentationModule(model, replace(config, semi=False), weights, classes)
-        loaders = {"held": train_loader, "plain": stream_loader(crops(whole), config.batch_size)}
-        extra["semi_guard"] = guarded_fit(folder, module, plain, loaders, config.steps, config.val_every,
+        fallback = lambda: (SegmentationModule(model, replace(config, semi=False), weights, classes),  # noqa: E731
+                            stream_loader(crops(whole), config.batch_size))
+        extra["semi_guard"] = guarded_fit(folder, module, train_loader, fallback, config.steps, config.val_every,
                                           f"{on}_dice_fg", run, resuming)
         best_val = extra["semi_guard"]["end"]
         if extra["semi_guard"]["rolled_back"]:

@@ -89,21 +89,21 @@ def decide(folder: RunFolder, margin: float | None = None) -> dict:
     return record
 
 
-def guarded_fit(folder: RunFolder, module, plain, loaders: dict, steps: int, every: int, monitor: str, run: dict,
+def guarded_fit(folder: RunFolder, module, train, fallback, steps: int, every: int, monitor: str, run: dict,
                 resuming: bool) -> dict:
-    """Train a guarded semi-supervised ``module`` to ``steps`` (resuming where a run left off) and return the
-    guard's decision. ``loaders``: ``"held"`` (the annotation less the held-out part, and the unlabelled crops)
-    and ``"plain"`` (the whole annotation); ``run["val"]`` scores the held-out part (as ``monitor``). ``plain``
-    is the same model without self-training, which trains on from ``pre-semi.ckpt`` after a roll-back."""
+    """Train a guarded semi-supervised ``module`` to ``steps`` on ``train`` (the annotation less the held-out part,
+    and the unlabelled crops; ``run["val"]`` scores the held-out part as ``monitor``), resuming where a run left
+    off, and return the guard's decision. ``fallback()`` gives, only after a roll-back, the same model without
+    self-training and a loader of the whole annotation, which train on from ``pre-semi.ckpt``."""
     record = read_decision(folder)
     if record is None:
-        fit(module, folder.path, loaders["held"], steps, every, resume=resuming,
-            callbacks=[SemiGuard(folder, monitor)], **run)
+        fit(module, folder.path, train, steps, every, resume=resuming, callbacks=[SemiGuard(folder, monitor)], **run)
         record = decide(folder)
     if record["rolled_back"]:  # self-training's last.ckpt set aside (once), then on from the pre-semi model
         if folder.last_checkpoint.is_file() and not folder.semi_last_checkpoint.is_file():
             folder.last_checkpoint.replace(folder.semi_last_checkpoint)
+        plain, whole = fallback()
         plain.strict_loading = False  # (the checkpoint also holds the teacher)
-        fit(plain, folder.path, loaders["plain"], steps, every, resume=True, start_from=folder.pre_semi_checkpoint,
+        fit(plain, folder.path, whole, steps, every, resume=True, start_from=folder.pre_semi_checkpoint,
             **{**run, "val": None})
     return record
