@@ -13,7 +13,7 @@ from pscl.errors import DataError
 from pscl.methods import GUIDED, METHODS, PretrainConfig, build_method
 from pscl.run_folder import RunFolder
 from pscl.runtime import trainer_devices
-from pscl.train.trainer import fit, steps_done
+from pscl.train.trainer import fit
 
 
 def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: PretrainConfig | None = None,
@@ -62,9 +62,9 @@ def pretrain(data: str | Path | DatasetFolder, out: str | Path, config: Pretrain
         cfg = {**asdict(config), "method_options": asdict(method.hp), "images": len(paths)}
         folder.write_config(cfg)
         processes = trainer_devices(config.devices)
-        trainer = fit(method, folder.path, loader, config.steps, config.checkpoint_every, accelerator=config.accelerator,
+        fit(method, folder.path, loader, config.steps, config.checkpoint_every, accelerator=config.accelerator,
                       devices=config.devices, precision=config.precision, progress=config.progress, resume=resuming,
                       # SyncBatchNorm exists for GPUs only; on CPU processes BatchNorm stays per process
                       sync_batchnorm=processes > 1 and on_gpu(config.accelerator), processes=processes)
         save_model(out, method.backbone.cpu(), cfg, None, pretrained_with=config.method)
-    return {"run": str(out), "method": config.method, "steps": steps_done(trainer, config.steps), "images": len(paths)}
+    return {"run": str(out), "method": config.method, "steps": config.steps, "images": len(paths)}

@@ -195,8 +195,3 @@ def selected_checkpoint(folder, monitor: str) -> tuple[dict, float] | None:
     score = next((float(s) for s in scores if s is not None), None)
     return checkpoint["state_dict"], score
 
-
-def steps_done(trainer: L.Trainer, steps: int) -> int:
-    """The steps a finished :func:`fit` trained: the trainer's count, or ``steps`` where the training ran in
-    spawned processes (``--devices N``), whose count does not come back to this one."""
-    return int(trainer.global_step) or steps
