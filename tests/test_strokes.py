@@ -133,3 +133,36 @@ def test_a_cell_on_a_stroke_is_pure_for_pscl_templates_and_dense_coverage_is_unc
     expected[0, :, :2], expected[1, :, 2:] = 1, 1
     assert torch.equal(cell_coverage(dense, 2, 4)[0], expected)
     assert pure_cells(sparse[0].numpy().astype(np.uint8), 2, 4, 0.75).tolist() == [4, 2]
+
+
+def test_the_forest_and_the_probe_learn_from_the_stroked_pixels_alone(synth_data, tmp_path):
+    """Both sample only labelled pixels (255 never becomes a class) and still find the classes."""
+    import pickle
+
+    from pscl.studies.probe import ProbeConfig, linear_probe
+    from pscl.train.forest import ForestConfig, evaluate_forest, train_forest
+    out = stroke_dataset(synth_data, tmp_path / "strokes", budget=0.05, seed=0)
+    ds = load_dataset(out)
+    stems = ds.annotated(2, 0)
+    labelled = sum(int((read_mask(ds.mask_path(s)) != IGNORE_INDEX).sum()) for s in stems)
+    summary = train_forest(out, tmp_path / "forest", ForestConfig(shots=2, trees=20, jobs=1))
+    forest = pickle.loads((tmp_path / "forest" / "forest.pkl").read_bytes())["forest"]
+    assert summary["annotated"] == stems and 0 < summary["pixels"] <= labelled
+    assert set(forest.classes_.tolist()) == set(range(ds.num_classes))
+    stroked, full = (evaluate_forest(tmp_path / "forest", out)["dice_fg"],
+                     evaluate_forest(tmp_path / "forest", synth_data)["dice_fg"])
+    assert stroked == full > 0.7  # test masks are untouched by strokes
+    probe = linear_probe(out, None, ProbeConfig(shots=2, steps=20, crop=64, widths=TINY["widths"]), split="test")
+    assert probe["annotated"] == stems and 0 <= probe["dice_fg"] <= 1
+
+
+def test_self_training_learns_the_unstroked_parts_of_the_stroked_micrographs(synth_data, tmp_path):
+    """The unlabelled stream holds every train micrograph beside unlabeled/, cropped uniformly, not on strokes."""
+    from pscl.train.semi import unlabelled_crops
+    out = stroke_dataset(synth_data, tmp_path / "strokes", budget=0.05, seed=0)
+    ds = load_dataset(out)
+    pool = unlabelled_crops(ds, FinetuneConfig(semi=True, **{**TINY, "crop": 16}))
+    assert len(pool.images) == len(ds.unlabeled_paths()) + len(ds.stems("train")) == 8  # 4 and 4
+    assert sum(bool((m != IGNORE_INDEX).any()) for m in pool.masks) == 4
+    touching = np.mean([bool((pool[i][1] != IGNORE_INDEX).any()) for i in range(200)])
+    assert touching < 0.4  # 0.25; crops centred on strokes would touch one in every crop of a train image: 0.5
