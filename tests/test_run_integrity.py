@@ -207,3 +207,20 @@ def test_two_bench_processes_with_disjoint_rounds_share_one_folder_and_its_pretr
     pretrainings = [p for p in (out / "pretrain").rglob("model.pt")]
     assert len(pretrainings) == 1 and not list((out / "pretrain").rglob("logs-resumed-*"))
     assert not list(out.rglob(LOCK_FILE))
+
+
+def test_an_out_folder_another_process_makes_during_the_check_is_taken_not_called_a_file(tmp_path, monkeypatch):
+    from pscl.files import ensure_folder
+    out, real_is_dir = tmp_path / "race", Path.is_dir
+
+    def is_dir(self):  # the first look finds nothing; another process makes the folder right after it
+        if self == out and not out.exists():
+            out.mkdir()
+            return False
+        return real_is_dir(self)
+    monkeypatch.setattr(Path, "is_dir", is_dir)
+    ensure_folder(out)
+    assert real_is_dir(out)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="--out is a file, not a folder"):
+        ensure_folder(tmp_path / "file")

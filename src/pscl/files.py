@@ -49,9 +49,10 @@ def ensure_folder(folder: str | Path, option: str = "--out") -> bool:
     ``option``, a folder that is a file, lies under a file, loops through symlinks or cannot be written."""
     folder = Path(folder)
     existed = folder.is_dir()
-    if folder.exists() and not existed:
+    # (asked afresh, not from ``existed``: another process may make the folder in between)
+    if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder}: {option} is a file, not a folder")
-    if folder.is_symlink() and not existed:
+    if folder.is_symlink() and not folder.is_dir():
         raise DataError(f"{folder}: {option} is a symlink that loops or leads nowhere")
     try:
         folder.mkdir(parents=True, exist_ok=True)
