@@ -7,7 +7,7 @@ each row counted in the masks the runs trained on.
 DATA is the dataset folder the row's runs read (a stroked copy for strokes), BENCH:METHOD as in
 ``pair_rounds.py``. A cell: mean test Dice (fg) over its rounds; below the reference cell, the paired
 difference (mean, rounds better); "(k rounds)" where a cell has fewer than the reference. The whole train split
-is one run (round 0), shown without a pairing.
+is one run (round 0), shown without a pairing. A cell whose bench holds no results is shown as "not run".
 """
 from __future__ import annotations
 
@@ -38,7 +38,10 @@ def main() -> None:
     for arg in sys.argv[2:]:
         row, column, rest = arg.split("|", 2)
         data, _, entry = rest.partition("=")
-        cells.append((row, column, Path(data), results(f"{row}, {column}={entry}")[1], entry))
+        try:
+            cells.append((row, column, Path(data), results(f"{row}, {column}={entry}")[1], entry))
+        except SystemExit as missing:  # a cell not run (yet): shown as such
+            print(f"not run: {missing}", file=sys.stderr)
     rows = list(dict.fromkeys(c[0] for c in cells))
     columns = list(dict.fromkeys(c[1] for c in cells))
     ref = cells[0][3]
