@@ -1,0 +1,57 @@
+"""Replay the guard's decision from the held-out scores a guarded run logged, under two rules: the guard's (the
+score at the self-training start against the last one) and the mean of the last two validations before the start
+against the mean of the last two at the end (each a score of a few held-out blocks, so one validation is noisy).
+
+    python benchmarks/scripts/guard_rule.py OUT.md RUN_FOLDER [RUN_FOLDER ...]
+
+RUN_FOLDER: a guarded fine-tuning run (``logs/metrics.csv`` with ``holdout_dice_fg``, ``config.json``). Only the
+decision is replayed; what a changed decision ends at needs the run's ``semi-last.ckpt`` (roll-back -> keep) or
+a resumed roll-back (keep -> roll-back).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+from pscl.files import write_text
+from pscl.provenance import provenance
+from pscl.train.guard import MARGIN
+
+
+def replay(run: Path) -> tuple[float, float, list[tuple[int, float]]] | None:
+    rows = list(csv.DictReader((run / "logs" / "metrics.csv").open()))
+    scores = [(int(r["step"]), float(r["holdout_dice_fg"])) for r in rows if r.get("holdout_dice_fg")]
+    config = json.loads((run / "config.json").read_text())
+    start = config["steps"] // 2 if config.get("semi_start", -1) == -1 else config["semi_start"]
+    pre, end = [v for s, v in scores if s < start], [v for s, v in scores if s >= start]
+    if len(pre) < 2 or len(end) < 2:
+        return None
+    return pre[-1] - end[-1], (pre[-1] + pre[-2]) / 2 - (end[-1] + end[-2]) / 2, scores
+
+
+def main() -> None:
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    lines = ["# The guard's decision replayed under two rules", "",
+             f"- command: `python benchmarks/scripts/guard_rule.py {' '.join(sys.argv[1:])}`",
+             *(f"- {k}: {v}" for k, v in provenance().items()), "",
+             f"Held-out Dice (fg) fall from before self-training to the end; roll back above {MARGIN}.", "",
+             "| run | last vs start | decision | mean of two vs mean of two | decision | held-out Dice at each validation |",
+             "|---|---|---|---|---|---|"]
+    for arg in sys.argv[2:]:
+        run = Path(arg)
+        found = replay(run)
+        if found is None:
+            continue
+        single, paired, scores = found
+        label = f"{run.parents[2].name}/{run.name}"
+        lines.append(f"| {label} | {single:+.3f} | {'roll back' if single > MARGIN else 'keep'} | {paired:+.3f} | "
+                     f"{'roll back' if paired > MARGIN else 'keep'} | {' '.join(f'{v:.2f}' for _, v in scores)} |")
+    write_text(Path(sys.argv[1]), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
