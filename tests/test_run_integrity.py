@@ -224,3 +224,25 @@ def test_an_out_folder_another_process_makes_during_the_check_is_taken_not_calle
     (tmp_path / "file").write_text("x")
     with pytest.raises(DataError, match="--out is a file, not a folder"):
         ensure_folder(tmp_path / "file")
+
+
+class _SwallowedCtrlC(Callback):
+    """At step 3, a Ctrl-C whose KeyboardInterrupt is lost (as when it lands in a finaliser)."""
+
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.global_step == 3:
+            try:
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+            except KeyboardInterrupt:
+                pass
+
+
+def test_a_ctrl_c_whose_keyboard_interrupt_is_lost_still_stops_the_run(synth_data, tmp_path, monkeypatch):
+    fit = finetune_module.fit
+    monkeypatch.setattr(finetune_module, "fit", lambda *a, callbacks=None, **kw: fit(
+        *a, callbacks=[*(callbacks or []), _SwallowedCtrlC()], **kw))
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(synth_data, tmp_path / "run", FinetuneConfig(steps=40, val_every=5, select="last", **TINY))
+    assert signal.getsignal(signal.SIGINT) is handler  # the caller's handler is back
+    assert not (tmp_path / "run" / "model.pt").exists()  # stopped at step 4, not trained to 40

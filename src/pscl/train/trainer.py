@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import warnings
 from pathlib import Path
 
@@ -31,6 +32,23 @@ class StepHook(Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if trainer.is_global_zero:
             self.hook(trainer.global_step, trainer.max_steps, module)
+
+
+class CtrlC(Callback):
+    """Makes a Ctrl-C (SIGINT) during :func:`fit` stop the run even if the KeyboardInterrupt it raises is lost on
+    its way (raised while Python runs a finaliser, which ignores exceptions): :meth:`handler` remembers the signal
+    and the next step's end raises it again."""
+
+    def __init__(self):
+        self.pressed = False
+
+    def handler(self, signum, frame) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
 
 
 class RandomState(Callback):
@@ -140,7 +158,8 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
     resuming = resume and last.exists()
     start = str(last) if resuming else (str(start_from) if resume and start_from is not None else None)
     log_version = folder.log_name(start is not None)
-    cbs = [*(callbacks or []), RandomState(), QuietProcesses(), *([StepsBar()] if progress else []),
+    ctrl_c = CtrlC()
+    cbs = [*(callbacks or []), ctrl_c, RandomState(), QuietProcesses(), *([StepsBar()] if progress else []),
            *([StepHook(on_step)] if on_step else [])]
     if monitor:  # (before `last`: the resume point then records the best score of its own validation)
         cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename=BEST, monitor=monitor, mode="max", save_top_k=1,
@@ -169,6 +188,8 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
         handler = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, ctrl_c.handler)
         try:
             trainer.fit(module, train, val, ckpt_path=start)
         except SystemExit:
