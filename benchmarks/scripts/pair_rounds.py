@@ -20,14 +20,20 @@ from pscl.files import write_text
 from pscl.provenance import provenance
 
 
-def results(entry: str) -> tuple[str, dict[int, dict]]:
-    label, _, rest = entry.partition("=")
-    bench, _, method = rest.partition(":")
+def rounds(bench: str, method: str) -> dict[int, dict]:
+    """The results of ``method`` in the bench folder ``bench``, by round (empty if it holds none)."""
     found = {}
     for path in BenchFolder(bench).results.glob("*/round*.json"):
         result = json.loads(path.read_text())
         if result["method"] == method:
             found[int(result["round"])] = result
+    return found
+
+
+def results(entry: str) -> tuple[str, dict[int, dict]]:
+    label, _, rest = entry.partition("=")
+    bench, _, method = rest.partition(":")
+    found = rounds(bench, method)
     if not found:
         raise SystemExit(f"{bench}: no results of {method!r}")
     return label, found

@@ -12,27 +12,17 @@ below); several guard benches are read in turn for the rounds each holds. Paired
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from pair_rounds import rounds
 
-from pscl.bench.layout import BenchFolder
 from pscl.files import write_text
 from pscl.provenance import provenance
 
 PLAIN = "scratch:ft.select=last"
 METHOD = "scratch+semi:ft.semi_align=true:ft.semi_align_mix=1.0:ft.select=last"
-
-
-def rounds(bench: str, method: str) -> dict[int, dict]:
-    found = {}
-    for path in BenchFolder(bench).results.glob("*/round*.json"):
-        result = json.loads(path.read_text())
-        if result["method"] == method:
-            found[int(result["round"])] = result
-    return found
 
 
 def paired(values: list[float], reference: list[float]) -> str:

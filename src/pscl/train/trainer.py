@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
 import warnings
 from pathlib import Path
 
@@ -188,7 +187,7 @@ def fit(module: L.LightningModule, out: Path, train: DataLoader, steps: int, eve
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
         handler = signal.getsignal(signal.SIGINT)
-        if handler is signal.default_int_handler and threading.current_thread() is threading.main_thread():
+        if handler is signal.default_int_handler:
             signal.signal(signal.SIGINT, ctrl_c.handler)  # (a process started with Ctrl-C ignored keeps ignoring it)
         try:
             trainer.fit(module, train, val, ckpt_path=start)
