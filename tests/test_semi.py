@@ -167,13 +167,9 @@ def test_aligned_run_keeps_the_annotated_class_shares_in_its_checkpoint(synth_da
 
 def test_the_guard_rolls_back_only_when_self_training_cost_more_than_the_margin():
     from pscl.train.guard import guard_decision
-    assert guard_decision([0.80], [0.77], 0.02) and guard_decision([0.82, 0.80], [0.79, 0.77], 0.02)
-    assert not guard_decision([0.80], [0.79], 0.02) and not guard_decision([0.80], [0.85], 0.02)
-    # the start a peak of the held-out swing: the end model is 0.05 below it, the two last validations 0.01 only
-    assert not guard_decision([0.71, 0.81], [0.74, 0.76], 0.02)
-    # the two last fell, yet the end model scores above the pre-semi model it would roll back to
-    assert not guard_decision([0.54, 0.37], [0.39, 0.38], 0.02)
-    assert not guard_decision([], [0.5], 0.02) and not guard_decision([0.5], [float("nan")], 0.02)  # no evidence: keep
+    assert not guard_decision(0.80, 0.79, 0.02) and not guard_decision(0.80, 0.85, 0.02)
+    assert guard_decision(0.80, 0.77, 0.02)
+    assert not guard_decision(None, 0.5, 0.02) and not guard_decision(0.5, float("nan"), 0.02)  # no evidence: keep
 
 
 def test_a_guarded_run_keeps_self_training_or_rolls_back_and_trains_on_without_it(synth_data, tmp_path, monkeypatch):
@@ -192,8 +188,6 @@ def test_a_guarded_run_keeps_self_training_or_rolls_back_and_trains_on_without_i
         payload = read_model_file(runs[name])
         record = payload["semi_guard"]
         assert summary["semi_guard"] == record and record["pre"] is not None and record["end"] is not None
-        assert record["pre"] == record["before"][-1] and record["end"] == record["after"][-1]
-        assert len(record["before"]) == 1 and len(record["after"]) == 1  # validations at steps 4 and 8
         assert record["rolled_back"] is (name == "back") and payload["steps"] == 8
     kept, back = read_model_file(runs["kept"]), read_model_file(runs["back"])
     assert kept["selected"] == "last" and kept["holdout_dice_fg"] == kept["semi_guard"]["end"]

@@ -3,13 +3,13 @@ annotation worse.
 
 Without val masks (``select="last"``) a semi-supervised run holds a fifth of the annotation out of training
 (:mod:`pscl.train.holdout`) and scores it at every validation. :class:`SemiGuard` keeps the weights of the
-validation that ends the supervised-only phase (``checkpoints/pre-semi.ckpt``) and the held-out Dice of the last
-two validations before it and of the last two at the end. At the end of the budget :func:`guard_decision` keeps
-the last model, or, when self-training lowered the held-out Dice by more than ``margin``, rolls the run back: it
-trains on from the pre-semi model without self-training, on the whole annotation (the held-out part included, as
-it has nothing left to check), to the end of its budget (:func:`guarded_fit`). The decision is written
+validation that ends the supervised-only phase (``checkpoints/pre-semi.ckpt``, with their held-out Dice) and
+the held-out Dice of the last validation. At the end of the budget :func:`guard_decision` keeps the last model,
+or, when self-training lowered the held-out Dice by more than ``margin``, rolls the run back: it trains on from
+the pre-semi model without self-training, on the whole annotation (the held-out part included, as it has
+nothing left to check), to the end of its budget (:func:`guarded_fit`). The decision is written
 (``checkpoints/guard.json``) before anything moves, so a run killed at any point resumes to the straight one.
-Only two models are compared (no maximum over many checkpoints, which favours noise), and the scores are
+Only two models are compared (no maximum over many checkpoints, which favours noise), and both scores are
 recorded in ``model.pt`` whatever the decision.
 
 A decision two thirds into self-training, with the rest of the budget on the whole annotation, was tried and
@@ -31,46 +31,36 @@ MARGIN = 0.02
 
 class SemiGuard(Callback):
     """Saves the model of the validation at the semi-supervised start step (``module.start``) as
-    ``checkpoints/pre-semi.ckpt`` and keeps the monitored scores of the last two validations up to that step
-    (``before``) and of the last two after it (``after``); its state rides in every checkpoint, so a resumed run
-    keeps them."""
+    ``checkpoints/pre-semi.ckpt`` and keeps the monitored score there and at the latest validation; its
+    state rides in every checkpoint, so a resumed run keeps both."""
 
     def __init__(self, folder: RunFolder, monitor: str):
         self.path, self.monitor = folder.pre_semi_checkpoint, monitor
-        self.before: list[float] = []
-        self.after: list[float] = []
+        self.pre: float | None = None
+        self.end: float | None = None
 
     def state_dict(self) -> dict:
-        return {"before": self.before, "after": self.after}
+        return {"pre": self.pre, "end": self.end}
 
     def load_state_dict(self, state: dict) -> None:
-        self.before, self.after = list(state.get("before", [])), list(state.get("after", []))
+        self.pre, self.end = state.get("pre"), state.get("end")
 
     def on_validation_end(self, trainer, module) -> None:
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         score = float(trainer.callback_metrics[self.monitor])
-        if trainer.global_step <= module.start:
-            self.before = [*self.before, score][-2:]
-            if trainer.global_step == module.start:
-                trainer.save_checkpoint(self.path)
-        else:
-            self.after = [*self.after, score][-2:]
+        self.end = score
+        if trainer.global_step == module.start:
+            self.pre = score
+            trainer.save_checkpoint(self.path)
 
 
-def guard_decision(before: list[float], after: list[float], margin: float) -> bool:
-    """Whether to roll back to the pre-semi model, from the held-out scores of the last validations up to the
-    self-training start (``before``; the last one scores the pre-semi model) and of the last ones at the end
-    (``after``; the last one scores the end model). Rolls back only when both say self-training cost more than
-    ``margin``: the pre-semi model against the end model, and the mean of the last two validations before the
-    start against the mean of the last two at the end. One validation scores a few held-out blocks and swings by
-    as much as the margin; a run whose start is a peak of that swing is not rolled back on it, nor is one whose
-    end model scores better than the pre-semi model. Without a score on each side the last model is kept."""
-    scores = [*before[-2:], *after[-2:]]
-    if not before or not after or not all(math.isfinite(s) for s in scores):
+def guard_decision(pre: float | None, end: float | None, margin: float) -> bool:
+    """Whether to roll back to the pre-semi model: its held-out score beats the end's by more than ``margin``.
+    Without both scores (no validation at the start step) the last model is kept."""
+    if pre is None or end is None or not (math.isfinite(pre) and math.isfinite(end)):
         return False
-    mean = lambda values: sum(values[-2:]) / len(values[-2:])  # noqa: E731
-    return before[-1] - after[-1] > margin and mean(before) - mean(after) > margin
+    return pre - end > margin
 
 
 def read_decision(folder: RunFolder) -> dict | None:
@@ -81,8 +71,7 @@ def read_decision(folder: RunFolder) -> dict | None:
 
 def decide(folder: RunFolder, margin: float | None = None) -> dict:
     """Decide from the run's ``last.ckpt`` (the self-trained model at the end, whatever process trained it) and
-    write ``{"pre", "end", "before", "after", "margin", "rolled_back"}`` to ``guard.json`` (``pre``, ``end``: the
-    held-out scores of the pre-semi and of the end model)."""
+    write ``{"pre", "end", "margin", "rolled_back"}`` to ``guard.json``."""
     import json
 
     import torch
@@ -93,10 +82,9 @@ def decide(folder: RunFolder, margin: float | None = None) -> dict:
     if folder.last_checkpoint.is_file():
         checkpoint = torch.load(folder.last_checkpoint, map_location="cpu", weights_only=False)
         state = checkpoint.get("callbacks", {}).get(SemiGuard.__qualname__, {})
-    before, after = list(state.get("before", [])), list(state.get("after", []))
-    rolled = guard_decision(before, after, margin) and folder.pre_semi_checkpoint.is_file()
-    record = {"pre": before[-1] if before else None, "end": after[-1] if after else None, "before": before,
-              "after": after, "margin": margin, "rolled_back": rolled}
+    pre, end = state.get("pre"), state.get("end")
+    rolled = guard_decision(pre, end, margin) and folder.pre_semi_checkpoint.is_file()
+    record = {"pre": pre, "end": end, "margin": margin, "rolled_back": rolled}
     write_text(folder.guard_record, json.dumps(record))
     return record
 
