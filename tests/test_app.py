@@ -50,6 +50,7 @@ def wait_for_job(c: TestClient, timeout: float = 240) -> dict:
         if job["state"] not in ("starting", "training", "predicting"):
             return job
         time.sleep(0.5)
+    c.post("/api/cancel", headers=H)  # a failing test leaves no training behind
     raise AssertionError(f"job still running after {timeout} s: {job}")
 
 
