@@ -12,23 +12,28 @@ is one run (round 0), shown without a pairing. A cell whose bench holds no resul
 from __future__ import annotations
 
 import sys
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 from pair_rounds import results
 
-from pscl.data.io import read_mask
+from pscl.data.folders import load_dataset
+from pscl.data.labels import labelled_pixels
 from pscl.files import write_text
 from pscl.provenance import provenance
 
 
-def labelled_pixels(data: Path, found: dict[int, dict]) -> float:
-    """Mean over rounds of the pixels labelled (not 255) in the masks each round annotated."""
-    counts = []
-    for result in found.values():
-        counts.append(sum(int((read_mask(data / "masks" / f"{stem}.png") != 255).sum())
-                          for stem in result["annotated"]))
-    return float(np.mean(counts))
+@cache
+def train_counts(data: Path) -> dict[str, int]:
+    """Labelled pixels of each train mask of the dataset folder ``data`` (read once per folder)."""
+    return {stem: int(n.sum()) for stem, (n, _) in labelled_pixels(load_dataset(data)).items()}
+
+
+def mean_labelled(data: Path, found: dict[int, dict]) -> float:
+    """Mean over rounds of the pixels labelled in the masks each round annotated."""
+    counts = train_counts(data)
+    return float(np.mean([sum(counts[stem] for stem in result["annotated"]) for result in found.values()]))
 
 
 def main() -> None:
@@ -52,7 +57,7 @@ def main() -> None:
              "| annotation | labelled pixels | " + " | ".join(columns) + " |",
              "|---|---|" + "---|" * len(columns)]
     for row in rows:
-        pixels = next(labelled_pixels(data, found) for (r, _), (data, found) in grid.items() if r == row)
+        pixels = next(mean_labelled(data, found) for (r, _), (data, found) in grid.items() if r == row)
         texts = []
         for column in columns:
             if (row, column) not in grid:
